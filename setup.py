@@ -1,0 +1,27 @@
+"""Installs the `object_detection` package: SSD320 v1.2 on TensorFlow 2 and Keras 3."""
+from setuptools import find_packages, setup
+
+setup(
+    name="object_detection",
+    version="0.1.0",
+    description="SSD320 v1.2 (ResNet50 v1 FPN, focal loss) object detection training on TensorFlow 2",
+    python_requires=">=3.10",
+    packages=find_packages(include=["object_detection", "object_detection.*"]),
+    package_data={"object_detection": ["protos/*.proto", "data/*.pbtxt"]},
+    install_requires=[
+        "tensorflow==2.21.0",
+        "keras==3.15.1",
+        # The generated *_pb2.py modules were made by protoc 35 (grpcio-tools 1.85.1), and the
+        # protobuf runtime must be at least as new as the generator.
+        "protobuf>=7.35,<8",
+        "numpy>=1.26,<3",
+        "pillow>=10",
+        "pycocotools>=2.0.8",
+        "absl-py>=2.1",
+        "tqdm>=4.66",
+        "matplotlib>=3.8",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "grpcio-tools==1.85.1"],
+    },
+)
