@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install test test-slow demo clean
+.PHONY: install test test-slow demo clean horovod
 
 install: $(STAMP)
 
@@ -26,3 +26,7 @@ demo: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# Horovod 0.28.1 built from source for CPU against TF 2.21 (see tools/build_horovod.sh).
+horovod: $(STAMP)
+	tools/build_horovod.sh $(VENV)

@@ -1,0 +1,129 @@
+"""Checkpoint policy: resume, fine-tune, best checkpoint, moving-average weights.
+
+- Resume: the newest checkpoint in `model_dir` (model + optimizer, so the step continues).
+- Fine-tune (only when `model_dir` has no checkpoint), from `train_config.fine_tune_checkpoint`:
+  `classification`: the backbone only, from a Keras applications weights file (`.h5`, e.g.
+  ResNet50 ImageNet weights) copied layer by layer by name, or from a checkpoint of this
+  project; `detection` (or `full`): every variable of a detection checkpoint of this project
+  whose path and shape match.
+- Best: after each evaluation the checkpoint with the highest COCO mAP is copied to
+  `model_dir/best/` with `best.json` beside it.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+
+import tensorflow as tf
+
+logger = logging.getLogger("object_detection")
+
+FINE_TUNE_TYPES = ("classification", "detection", "full")
+
+
+def restore_or_initialize(session, model_dir: str) -> bool:
+    """Restores the newest checkpoint of `model_dir`; else applies fine_tune_checkpoint.
+
+    Returns:
+      True when training resumes from `model_dir`.
+    """
+    latest = tf.train.latest_checkpoint(model_dir)
+    if latest:
+        session.checkpoint.restore(latest).assert_existing_objects_matched()
+        logger.info("resumed from %s (step %d)", latest, session.step)
+        if session.engine.is_chief:
+            print(f"resuming from {latest} at step {session.step}", flush=True)
+        return True
+    train_config = session.configs["train_config"]
+    path = train_config.fine_tune_checkpoint
+    if path:
+        kind = train_config.fine_tune_checkpoint_type or (
+            "detection" if train_config.from_detection_checkpoint else "classification")
+        fine_tune(session.model, path, kind)
+    return False
+
+
+def fine_tune(model, path: str, kind: str) -> None:
+    """Loads pretrained weights into a freshly built model (see module docstring)."""
+    if kind not in FINE_TUNE_TYPES:
+        raise ValueError(
+            f"train_config.fine_tune_checkpoint_type: {kind!r} is not supported; expected one "
+            f"of {list(FINE_TUNE_TYPES)}.")
+    is_keras_file = path.endswith((".h5", ".keras", ".weights.h5"))
+    if not is_keras_file and tf.train.latest_checkpoint(path):
+        path = tf.train.latest_checkpoint(path)
+    if not is_keras_file and not tf.io.gfile.glob(path + "*"):
+        raise FileNotFoundError(
+            f"train_config.fine_tune_checkpoint: {path!r} does not exist (neither a checkpoint "
+            f"prefix, a checkpoint directory nor a Keras weights file).")
+    if kind == "classification":
+        extractor = model.feature_extractor
+        if is_keras_file:
+            report = extractor.load_pretrained_backbone(path)
+            logger.info("fine-tune (classification): %s", report)
+            print(f"fine-tune: backbone weights from {path}: {report}", flush=True)
+            return
+        status = tf.train.Checkpoint(
+            model=tf.train.Checkpoint(feature_extractor=extractor)).restore(path)
+        status.expect_partial()
+        print(f"fine-tune: backbone weights from checkpoint {path}", flush=True)
+        return
+    status = tf.train.Checkpoint(model=model).restore(path)
+    status.expect_partial()
+    print(f"fine-tune: detection weights from checkpoint {path}", flush=True)
+
+
+def keep_best(model_dir: str, checkpoint_path: str | None, step: int, metrics: dict,
+              key: str = "mAP") -> bool:
+    """Copies `checkpoint_path` to model_dir/best/ when its `key` beats the best so far."""
+    if not checkpoint_path or key not in metrics:
+        return False
+    best_dir = os.path.join(model_dir, "best")
+    info_path = os.path.join(best_dir, "best.json")
+    if os.path.exists(info_path):
+        with open(info_path) as f:
+            if json.load(f).get(key, -1.0) >= metrics[key]:
+                return False
+    tmp_dir = best_dir + ".tmp"
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    os.makedirs(tmp_dir)
+    for src in tf.io.gfile.glob(checkpoint_path + ".*"):
+        shutil.copy2(src, tmp_dir)
+    name = os.path.basename(checkpoint_path)
+    with open(os.path.join(tmp_dir, "checkpoint"), "w") as f:
+        f.write(f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n')
+    with open(os.path.join(tmp_dir, "best.json"), "w") as f:
+        json.dump({"step": step, "checkpoint": name, **metrics}, f, indent=1)
+    shutil.rmtree(best_dir, ignore_errors=True)
+    os.replace(tmp_dir, best_dir)
+    print(f"best checkpoint so far ({key} {metrics[key]:.4f} at step {step}) kept in "
+          f"{best_dir}", flush=True)
+    return True
+
+
+@contextlib.contextmanager
+def moving_average_weights(optimizer, enabled: bool):
+    """Temporarily swaps the model's trainable variables for their moving averages (EMA)."""
+    if not enabled or not getattr(optimizer, "use_ema", False):
+        yield
+        return
+    variables = optimizer._trainable_variables  # the variables the optimizer was built for
+    averages = optimizer._model_variables_moving_average
+    saved = [tf.identity(v) for v in variables]
+    for v, avg in zip(variables, averages):
+        v.assign(avg)
+    try:
+        yield
+    finally:
+        for v, value in zip(variables, saved):
+            v.assign(value)
+
+
+def snapshot_is_usable(model_dir: str) -> bool:
+    """True when model_dir's checkpoint index names checkpoint files that all exist."""
+    latest = tf.train.latest_checkpoint(model_dir)
+    return bool(latest) and bool(tf.io.gfile.glob(latest + ".index"))
+
