@@ -1,0 +1,115 @@
+r"""Trains and evaluates the detector a pipeline config describes (the seed's entry point).
+
+    python object_detection/model_main.py --pipeline_config_path=configs/ssd320_full_1gpus.config \
+        --model_dir=/results --num_train_steps=100000 --eval_count=1 --amp
+    python -m object_detection.model_main ... --checkpoint_dir=/results --run_once   # eval only
+
+Distributed: started by `horovodrun`/`mpirun` it uses Horovod; with TF_CONFIG (or under Slurm
+with several tasks) MultiWorkerMirroredStrategy; with several local GPUs MirroredStrategy.
+`--engine` and `--strategy` force a choice.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+if __package__ in (None, ""):  # run as a script path: make the package importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags, logging as absl_logging  # noqa: E402
+
+flags.DEFINE_string("pipeline_config_path", None, "Path to a pipeline.config file.")
+flags.DEFINE_string("model_dir", None, "Where checkpoints, summaries and the effective "
+                    "pipeline.config are written; training resumes from it.")
+flags.DEFINE_integer("num_train_steps", None, "Training steps (default train_config.num_steps).")
+flags.DEFINE_integer("eval_count", 1, "How many evaluations to spread over training (0: none).")
+flags.DEFINE_string("checkpoint_dir", None, "Evaluation only: evaluate the checkpoints of this "
+                    "directory (waiting for new ones unless --run_once).")
+flags.DEFINE_boolean("run_once", False, "With --checkpoint_dir: evaluate the newest checkpoint "
+                     "once and exit.")
+flags.DEFINE_integer("sample_1_of_n_eval_examples", 1, "Evaluate one example of every n.")
+flags.DEFINE_boolean("amp", False, "Mixed precision: float16 with loss scaling on GPUs without "
+                     "bfloat16, bfloat16 elsewhere.")
+flags.DEFINE_boolean("allow_xla", False, "Compile the train step with XLA.")
+flags.DEFINE_string("raport_file", None, "DLLogger-style JSON-lines report file.")
+flags.DEFINE_multi_string("config_override", [], "Dotted override of the pipeline config, e.g. "
+                          "train_config.batch_size=8 (repeatable), or a text-proto fragment.")
+flags.DEFINE_enum("engine", "auto", ["auto", "tf", "horovod"], "Distribution engine; auto: "
+                  "Horovod when launched by horovodrun/mpirun, else tf.distribute.")
+flags.DEFINE_enum("strategy", "auto", ["auto", "default", "mirrored", "multi_worker"],
+                  "tf.distribute strategy; auto: multi_worker with TF_CONFIG or Slurm, "
+                  "mirrored with several GPUs, else default.")
+flags.DEFINE_integer("checkpoint_every_n", 1000, "Save a checkpoint every n steps.")
+flags.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept in model_dir.")
+flags.DEFINE_integer("log_every_n", 10, "Progress line and report record every n steps.")
+flags.DEFINE_enum("on_corrupt", "skip", ["skip", "stop"], "A corrupt image in the input: skip "
+                  "it (counted and reported) or stop with its file and record index.")
+flags.DEFINE_boolean("include_metrics_per_category", False, "Also report AP per category.")
+flags.DEFINE_boolean("random_data", False, "Benchmark on synthetic batches (no dataset needed).")
+flags.DEFINE_integer("benchmark_last_k", 0, "Report the mean img/s of the last k steps "
+                     "(0: every step after the first).")
+flags.DEFINE_float("collective_timeout_s", 300.0, "Multi-worker: seconds before a collective "
+                   "with a dead peer fails instead of hanging.")
+flags.DEFINE_boolean("eval_training_data", False, "Evaluate on the training input instead.")
+
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    from object_detection.training import distribution, precision, train_lib
+    from object_detection.utils import config_util
+    from object_detection.utils.errors import ConfigError
+
+    if not FLAGS.pipeline_config_path:
+        raise app.UsageError("--pipeline_config_path is required.")
+    if not FLAGS.model_dir and not FLAGS.checkpoint_dir:
+        raise app.UsageError("--model_dir is required (or --checkpoint_dir for evaluation).")
+    try:
+        configs = config_util.get_configs_from_pipeline_file(
+            FLAGS.pipeline_config_path, config_override=FLAGS.config_override)
+        config_util.check_for_training(configs)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if FLAGS.eval_training_data:
+        configs["eval_input_config"] = configs["train_input_config"]
+    precision.set_policy(FLAGS.amp)
+    engine = distribution.make_engine(FLAGS.engine, FLAGS.strategy,
+                                      collective_timeout_s=FLAGS.collective_timeout_s)
+    options = train_lib.RunOptions(
+        model_dir=FLAGS.model_dir or FLAGS.checkpoint_dir,
+        num_train_steps=FLAGS.num_train_steps,
+        eval_count=FLAGS.eval_count,
+        amp=FLAGS.amp,
+        allow_xla=FLAGS.allow_xla,
+        raport_file=FLAGS.raport_file,
+        sample_1_of_n_eval_examples=FLAGS.sample_1_of_n_eval_examples,
+        checkpoint_every_n=FLAGS.checkpoint_every_n,
+        keep_checkpoint_max=FLAGS.keep_checkpoint_max,
+        log_every_n=FLAGS.log_every_n,
+        on_corrupt=FLAGS.on_corrupt,
+        include_metrics_per_category=FLAGS.include_metrics_per_category,
+        random_data=FLAGS.random_data,
+        benchmark_last_k=FLAGS.benchmark_last_k,
+    )
+    try:
+        if FLAGS.checkpoint_dir:
+            train_lib.evaluate_checkpoints(configs, options, engine, FLAGS.checkpoint_dir,
+                                           run_once=FLAGS.run_once)
+        else:
+            train_lib.train(configs, options, engine)
+    except (ConfigError, train_lib.TrainingDivergedError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run():
+    absl_logging.set_verbosity(absl_logging.INFO)
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
