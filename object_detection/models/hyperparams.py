@@ -1,0 +1,249 @@
+"""Convolution hyperparameters: initializer, regularizer, batch norm and activation.
+
+The plain-value counterpart of the OD API `Hyperparams` proto and of its
+`hyperparams_builder.KerasLayerHyperparams`. Builders translate the proto into a `ConvHyperparams`;
+layers call its helpers, so a layer never sees a proto.
+
+Relations to the OD API that are not obvious from the field names:
+
+- `l2_weight` is the proto's `l2_regularizer.weight`, which was a *slim* weight: slim adds
+  `w * tf.nn.l2_loss(x) = w * sum(x**2) / 2`. Keras' `L2(a)` adds `a * sum(x**2)`, so the OD API
+  Keras builder (and this module) uses `keras.regularizers.L2(0.5 * w)`; the loss is the same.
+- `l1_weight` maps to `keras.regularizers.L1(w)` unchanged (slim and Keras agree).
+- `BatchNormParams.decay` is Keras' `momentum` (slim's "decay" is the moving-average momentum).
+- A conv followed by batch norm has no bias unless `force_use_bias` (the BN `beta` plays that
+  role), exactly as `KerasLayerHyperparams.use_bias()`: `force_use_bias or not (bn and center)`.
+- `BatchNormParams.train = False` means the statistics and the affine parameters are never
+  updated; this module treats it like `freeze_batchnorm`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import keras
+
+ACTIVATIONS = ("NONE", "RELU", "RELU_6", "SWISH")
+INITIALIZER_KINDS = ("truncated_normal", "random_normal", "variance_scaling")
+VARIANCE_SCALING_MODES = ("FAN_IN", "FAN_OUT", "FAN_AVG")
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchNormParams:
+    """Batch normalization settings; defaults are those of the OD API `BatchNorm` proto."""
+
+    decay: float = 0.999  # Keras `momentum` of the moving averages
+    epsilon: float = 0.001
+    center: bool = True  # learn a `beta` offset
+    scale: bool = False  # learn a `gamma` multiplier
+    train: bool = True  # False: never update (same as freezing this layer)
+
+    def __post_init__(self):
+        if not 0.0 <= self.decay <= 1.0:
+            raise ValueError(f"BatchNormParams.decay must be in [0, 1], got {self.decay}.")
+        if self.epsilon <= 0.0:
+            raise ValueError(f"BatchNormParams.epsilon must be > 0, got {self.epsilon}.")
+
+
+class FreezableBatchNorm(keras.layers.BatchNormalization):
+    """`BatchNormalization` that can be frozen for good.
+
+    A frozen layer always normalizes with its moving statistics (inference mode, whatever
+    `training` says) and its variables are not trainable; setting `trainable = True` on it or on
+    an enclosing model does not unfreeze it. This is the OD API `FreezableBatchNorm` with
+    `training=False`, the behaviour `freeze_batchnorm: true` asks for.
+    """
+
+    def __init__(self, frozen: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self._frozen = bool(frozen)
+        if self._frozen:
+            self.trainable = False
+
+    @property
+    def frozen(self) -> bool:
+        return self._frozen
+
+    @property
+    def trainable(self):
+        return keras.layers.BatchNormalization.trainable.fget(self)
+
+    @trainable.setter
+    def trainable(self, value):
+        frozen = getattr(self, "_frozen", False)
+        keras.layers.BatchNormalization.trainable.fset(self, bool(value) and not frozen)
+
+    def call(self, inputs, training=None, mask=None):
+        if self._frozen:
+            training = False
+        return super().call(inputs, training=training, mask=mask)
+
+    def get_config(self):
+        config = super().get_config()
+        config["frozen"] = self._frozen
+        return config
+
+
+def make_initializer(spec: Mapping[str, Any]) -> keras.initializers.Initializer:
+    """A fresh Keras initializer from an initializer dict (see `ConvHyperparams.initializer`)."""
+    kind = spec.get("kind")
+    if kind == "truncated_normal":
+        return keras.initializers.TruncatedNormal(
+            mean=float(spec.get("mean", 0.0)), stddev=float(spec.get("stddev", 1.0)))
+    if kind == "random_normal":
+        return keras.initializers.RandomNormal(
+            mean=float(spec.get("mean", 0.0)), stddev=float(spec.get("stddev", 1.0)))
+    if kind == "variance_scaling":
+        # OD API: slim variance_scaling_initializer(factor, mode, uniform) == Keras
+        # VarianceScaling(scale=factor, mode=mode.lower(), uniform / truncated_normal).
+        mode = str(spec.get("mode", "FAN_IN")).upper()
+        if mode not in VARIANCE_SCALING_MODES:
+            raise ValueError(
+                f"initializer.mode: {mode!r} is not one of {list(VARIANCE_SCALING_MODES)}.")
+        return keras.initializers.VarianceScaling(
+            scale=float(spec.get("factor", 2.0)),
+            mode=mode.lower(),
+            distribution="uniform" if spec.get("uniform", False) else "truncated_normal")
+    raise ValueError(
+        f"initializer.kind: {kind!r} is not supported; expected one of "
+        f"{list(INITIALIZER_KINDS)}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvHyperparams:
+    """Hyperparameters of the convolutions a config describes (OD API `Hyperparams`).
+
+    Attributes:
+      activation: "NONE" | "RELU" | "RELU_6" | "SWISH", applied after the (optional) batch norm.
+      l2_weight: slim-convention L2 weight (see the module docstring: Keras L2(0.5 * l2_weight)).
+      l1_weight: L1 weight.
+      initializer: {"kind": "truncated_normal" | "random_normal", "mean", "stddev"} or
+        {"kind": "variance_scaling", "factor" (2.0), "mode" ("FAN_IN" | "FAN_OUT" | "FAN_AVG"),
+        "uniform" (False)}.
+      batch_norm: None for no normalization (convs then get a bias).
+      force_use_bias: give convs a bias even when batch norm follows them.
+    """
+
+    activation: str = "RELU"
+    l2_weight: float = 0.0
+    l1_weight: float = 0.0
+    initializer: Mapping[str, Any] = dataclasses.field(
+        default_factory=lambda: {"kind": "truncated_normal", "mean": 0.0, "stddev": 1.0})
+    batch_norm: BatchNormParams | None = None
+    force_use_bias: bool = False
+
+    def __post_init__(self):
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"ConvHyperparams.activation: {self.activation!r} is not one of "
+                f"{list(ACTIVATIONS)}.")
+        if self.l2_weight < 0 or self.l1_weight < 0:
+            raise ValueError(
+                f"ConvHyperparams: regularizer weights must be >= 0, got l2_weight="
+                f"{self.l2_weight}, l1_weight={self.l1_weight}.")
+        make_initializer(self.initializer)  # validates the dict early
+        # A frozen dataclass cannot own a mutable dict safely; keep a read-only copy.
+        object.__setattr__(self, "initializer", _FrozenDict(self.initializer))
+
+    @property
+    def use_batch_norm(self) -> bool:
+        return self.batch_norm is not None
+
+    def default_use_bias(self) -> bool:
+        """OD API `use_bias()`: no bias when a centered batch norm follows, unless forced."""
+        return self.force_use_bias or not (self.use_batch_norm and self.batch_norm.center)
+
+    def make_regularizer(self) -> keras.regularizers.Regularizer | None:
+        """Keras regularizer with the slim-equivalent loss, or None when both weights are 0."""
+        l2 = 0.5 * self.l2_weight  # slim w * sum(x^2) / 2 == Keras L2(w / 2)
+        if self.l1_weight and l2:
+            return keras.regularizers.L1L2(l1=self.l1_weight, l2=l2)
+        if l2:
+            return keras.regularizers.L2(l2)
+        if self.l1_weight:
+            return keras.regularizers.L1(self.l1_weight)
+        return None
+
+    def conv_kwargs(self, use_bias: bool | None = None) -> dict[str, Any]:
+        """Keyword arguments for `keras.layers.Conv2D` (no activation: see `make_activation`).
+
+        Args:
+          use_bias: None for the OD API default (`default_use_bias()`), else forced.
+        """
+        return {
+            "kernel_initializer": make_initializer(self.initializer),
+            "kernel_regularizer": self.make_regularizer(),
+            "use_bias": self.default_use_bias() if use_bias is None else bool(use_bias),
+        }
+
+    def depthwise_conv_kwargs(self, use_bias: bool | None = None) -> dict[str, Any]:
+        """Keyword arguments for `keras.layers.DepthwiseConv2D`."""
+        return {
+            "depthwise_initializer": make_initializer(self.initializer),
+            "depthwise_regularizer": self.make_regularizer(),
+            "use_bias": self.default_use_bias() if use_bias is None else bool(use_bias),
+        }
+
+    def separable_conv_kwargs(self, use_bias: bool | None = None) -> dict[str, Any]:
+        """Keyword arguments for `keras.layers.SeparableConv2D` (both kernels regularized)."""
+        return {
+            "depthwise_initializer": make_initializer(self.initializer),
+            "depthwise_regularizer": self.make_regularizer(),
+            "pointwise_initializer": make_initializer(self.initializer),
+            "pointwise_regularizer": self.make_regularizer(),
+            "use_bias": self.default_use_bias() if use_bias is None else bool(use_bias),
+        }
+
+    def make_batch_norm(self, name: str, freeze: bool = False) -> keras.layers.Layer:
+        """The normalization layer that follows a conv.
+
+        Args:
+          name: layer name.
+          freeze: always run in inference mode with non-trainable variables
+            (`freeze_batchnorm`); `batch_norm.train = False` freezes too.
+
+        Returns:
+          A `FreezableBatchNorm`, or `keras.layers.Identity` when `batch_norm` is None.
+        """
+        if self.batch_norm is None:
+            return keras.layers.Identity(name=name)
+        bn = self.batch_norm
+        return FreezableBatchNorm(
+            frozen=freeze or not bn.train,
+            momentum=bn.decay,
+            epsilon=bn.epsilon,
+            center=bn.center,
+            scale=bn.scale,
+            name=name)
+
+    def make_activation(self, name: str) -> keras.layers.Layer:
+        """The activation layer (`keras.layers.Identity` for "NONE")."""
+        return make_activation(self.activation, name)
+
+
+def make_activation(activation: str, name: str) -> keras.layers.Layer:
+    """A Keras layer for an OD API activation name."""
+    if activation == "RELU":
+        return keras.layers.ReLU(name=name)
+    if activation == "RELU_6":
+        return keras.layers.ReLU(6.0, name=name)
+    if activation == "SWISH":
+        return keras.layers.Activation("swish", name=name)
+    if activation == "NONE":
+        return keras.layers.Identity(name=name)
+    raise ValueError(f"activation: {activation!r} is not one of {list(ACTIVATIONS)}.")
+
+
+class _FrozenDict(dict):
+    """A read-only dict, so that a frozen `ConvHyperparams` stays hashable and immutable."""
+
+    def _readonly(self, *args, **kwargs):
+        raise TypeError("ConvHyperparams.initializer is read-only.")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _readonly
+
+    def __hash__(self):
+        return hash(tuple(sorted((k, repr(v)) for k, v in self.items())))
+
+    def __reduce__(self):
+        return (_FrozenDict, (dict(self),))
