@@ -1,0 +1,84 @@
+"""SSD ResNet v1 FPN feature extractor (RetinaNet backbone; SSD320 v1.2 uses ResNet50, P3-P7).
+
+OD API `ssd_resnet_v1_fpn_keras_feature_extractor.py` semantics: C2..C5 are the last block of each
+ResNet stage (`conv2_block3_out`, `conv3_block4_out`, `conv4_block6_out`, `conv5_block3_out` for
+ResNet50; `conv4_block23_out` for 101; `conv3_block8_out`, `conv4_block36_out` for 152), an FPN
+over min_level..min(max_level, 5) and stride-2 conv blocks up to max_level (see
+`feature_extractor.SSDFpnFeatureExtractor`).
+
+Preprocessing is the `keras.applications` "caffe" mode, RGB -> BGR then minus the ImageNet BGR
+means [103.939, 116.779, 123.68], so that ImageNet weights of `keras.applications.ResNet50/101/152`
+(loaded with `weight_loading.load_keras_application_weights`) see the input they were trained on.
+(The OD API subtracts the same means in RGB order, for its own checkpoints.)
+"""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from object_detection.models import feature_extractor
+from object_detection.models import hyperparams as hp
+from object_detection.models import resnet_v1
+
+CAFFE_BGR_MEANS = (103.939, 116.779, 123.68)
+
+
+class SSDResNetV1FpnFeatureExtractor(feature_extractor.SSDFpnFeatureExtractor):
+    """ResNet v1 (50/101/152) + FPN; output levels min_level..max_level of `feature_depth`."""
+
+    def __init__(
+        self,
+        depth: int = 50,
+        *,
+        depth_multiplier: float = 1.0,
+        min_depth: int = 16,
+        conv_hyperparams: hp.ConvHyperparams,
+        freeze_batchnorm: bool = False,
+        min_level: int = 3,
+        max_level: int = 7,
+        additional_layer_depth: int = 256,
+        pad_to_multiple: int = 1,
+        use_explicit_padding: bool = False,
+        use_depthwise: bool = False,
+        override_base_feature_extractor_hyperparams: bool = False,
+        name: str | None = None,
+        **kwargs,
+    ):
+        """Constructor.
+
+        Args:
+          depth: ResNet depth, 50, 101 or 152.
+          use_depthwise: not supported with ResNet (the OD API rejects it too).
+          (others): see `feature_extractor.SSDFeatureExtractor`. Without
+            `override_base_feature_extractor_hyperparams` the backbone uses
+            `resnet_v1.DEFAULT_HYPERPARAMS` (keras.applications batch norm epsilon 1.001e-5).
+        """
+        if depth not in resnet_v1.RESNET_V1_BLOCKS:
+            raise ValueError(
+                f"ResNet v1 depth {depth!r} is not supported; expected one of "
+                f"{sorted(resnet_v1.RESNET_V1_BLOCKS)}.")
+        if use_depthwise:
+            raise NotImplementedError(
+                "use_depthwise is not implemented for the ResNet v1 FPN extractor (the OD API "
+                "rejects it as well); set use_depthwise: false.")
+        self.resnet_depth = int(depth)
+        super().__init__(
+            depth_multiplier=depth_multiplier, min_depth=min_depth,
+            conv_hyperparams=conv_hyperparams, freeze_batchnorm=freeze_batchnorm,
+            min_level=min_level, max_level=max_level,
+            additional_layer_depth=additional_layer_depth, pad_to_multiple=pad_to_multiple,
+            use_explicit_padding=use_explicit_padding, use_depthwise=use_depthwise,
+            override_base_feature_extractor_hyperparams=(
+                override_base_feature_extractor_hyperparams),
+            name=name or f"ResNet{depth}V1_FPN", **kwargs)
+
+    def _build_backbone(self) -> tuple[keras.Model, list[str]]:
+        model = resnet_v1.resnet_v1(
+            self.resnet_depth, depth_multiplier=self.depth_multiplier, min_depth=self.min_depth,
+            conv_hyperparams=self.backbone_hyperparams, freeze_batchnorm=self.freeze_batchnorm)
+        return model, resnet_v1.output_layer_names(self.resnet_depth)
+
+    def preprocess(self, images: tf.Tensor) -> tf.Tensor:
+        """float [B, H, W, 3] RGB 0..255 -> BGR minus the ImageNet means (Keras 'caffe' mode)."""
+        images = tf.convert_to_tensor(images)
+        return images[..., ::-1] - tf.constant(CAFFE_BGR_MEANS, dtype=images.dtype)
