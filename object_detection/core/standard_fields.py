@@ -69,3 +69,13 @@ class TfExampleFields:
     object_difficult = "image/object/difficult"
     object_truncated = "image/object/truncated"
     object_view = "image/object/view"
+
+
+class TargetFields:
+    """Keys of the training targets returned by `core.target_assigner.TargetAssigner.assign`."""
+
+    cls_targets = "cls_targets"  # float32 [B, A, K], one-hot foreground, zeros for background
+    cls_weights = "cls_weights"  # float32 [B, A]; 0 for ignored anchors and weight-0 gt
+    reg_targets = "reg_targets"  # float32 [B, A, 4], [ty, tx, th, tw]; 0 where not matched
+    reg_weights = "reg_weights"  # float32 [B, A]; gt weight where matched, else 0
+    match = "match"  # int32 [B, A]; gt index >= 0, UNMATCHED (-1) or IGNORED (-2)
