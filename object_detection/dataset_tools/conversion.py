@@ -1,0 +1,307 @@
+"""The part of the TFRecord converters that does not need TensorFlow.
+
+Converters (`create_coco_tf_record.py`, `create_pascal_tf_record.py`) turn one annotated image
+into an `ExampleTask` (plain Python values), hand the tasks to worker processes that read and
+check the image and clean its boxes (`prepare_example`), and write the resulting
+`PreparedExample`s as tf.Example records in the main process. Workers import neither TensorFlow
+nor protobuf, so they start fast under any multiprocessing start method.
+
+Box rules (absolute pixel boxes `[xmin, ymin, xmax, ymax]` in, normalized boxes out):
+- non-finite coordinates, zero or negative width or height: dropped;
+- a box entirely outside the image: dropped;
+- a box partly outside the image: clipped to the image and written (counted as clipped);
+- a class the converter does not know: dropped;
+- `is_crowd` boxes: written with `image/object/is_crowd = 1`; the decoder gives them weight 0,
+  so they are left out of the training targets.
+Every box read is either written or dropped with a reason, and every image read is either
+written or skipped with a reason: `Summary.check()` verifies that the counts add up.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import io
+import math
+import multiprocessing
+import os
+from typing import Callable, Iterable, Iterator, Sequence
+
+from PIL import Image
+
+# Reasons, spelled once so the summary and the tests agree.
+SKIP_MISSING_FILE = "missing image file"
+SKIP_CORRUPT_IMAGE = "corrupt or unreadable image"
+SKIP_SIZE_MISMATCH = "image size differs from the annotation"
+SKIP_MISSING_ANNOTATION = "missing or unreadable annotation"
+DROP_IMAGE_SKIPPED = "its image was skipped"
+DROP_ZERO_AREA = "zero or negative width or height"
+DROP_NON_FINITE = "non-finite coordinates"
+DROP_OUTSIDE = "entirely outside the image"
+DROP_UNKNOWN_CLASS = "class not in the label map"
+
+_PASS_THROUGH_FORMATS = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png"}
+
+
+@dataclasses.dataclass
+class BoxAnnotation:
+    """One annotated box, in absolute pixels of the source image.
+
+    `label` is the 1-based class id written to the record (None: the class is unknown and the box
+    is dropped); `text` the class name.
+    """
+
+    xmin: float
+    ymin: float
+    xmax: float
+    ymax: float
+    label: int | None
+    text: str
+    is_crowd: bool = False
+    area: float | None = None  # COCO 'area'; None: computed from the box
+    difficult: bool = False
+    truncated: bool = False
+
+
+@dataclasses.dataclass
+class ExampleTask:
+    """What a worker needs to prepare one image: plain values, picklable."""
+
+    image_path: str
+    source_id: str
+    filename: str
+    boxes: list[BoxAnnotation]
+    width: int | None = None  # from the annotation; None: not given
+    height: int | None = None
+    skip_reason: str | None = None  # set when the annotation itself is unusable
+
+
+@dataclasses.dataclass
+class PreparedExample:
+    """A checked image with cleaned, normalized boxes, or the reason it was skipped."""
+
+    source_id: str
+    filename: str
+    skip_reason: str | None = None
+    skip_detail: str = ""
+    encoded: bytes = b""
+    image_format: str = ""
+    width: int = 0
+    height: int = 0
+    sha256: str = ""
+    reencoded_from: str | None = None
+    # Normalized yxyx coordinates, 1-based labels.
+    ymin: list[float] = dataclasses.field(default_factory=list)
+    xmin: list[float] = dataclasses.field(default_factory=list)
+    ymax: list[float] = dataclasses.field(default_factory=list)
+    xmax: list[float] = dataclasses.field(default_factory=list)
+    labels: list[int] = dataclasses.field(default_factory=list)
+    texts: list[str] = dataclasses.field(default_factory=list)
+    is_crowd: list[int] = dataclasses.field(default_factory=list)
+    area: list[float] = dataclasses.field(default_factory=list)
+    difficult: list[int] = dataclasses.field(default_factory=list)
+    truncated: list[int] = dataclasses.field(default_factory=list)
+    boxes_read: int = 0
+    boxes_clipped: int = 0
+    dropped: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    @property
+    def num_boxes(self) -> int:
+        return len(self.labels)
+
+
+@dataclasses.dataclass
+class Summary:
+    """Counts of one conversion. Every image and box read is accounted for.
+
+    images_read == images_written + sum(images_skipped.values())
+    boxes_read == boxes_written + sum(boxes_dropped.values())
+    """
+
+    name: str = ""
+    images_read: int = 0
+    images_written: int = 0
+    images_skipped: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    images_without_boxes: int = 0
+    images_reencoded: int = 0
+    boxes_read: int = 0
+    boxes_written: int = 0
+    boxes_dropped: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    boxes_clipped: int = 0
+    crowd_boxes_written: int = 0
+    output_files: list[str] = dataclasses.field(default_factory=list)
+    # (file name, reason) of skipped images, and (file name, reason, count) of dropped boxes.
+    skipped_images: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    dropped_boxes: list[tuple[str, str, int]] = dataclasses.field(default_factory=list)
+    clipped_boxes: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+
+    def add(self, example: PreparedExample) -> None:
+        """Counts one prepared example (written unless it carries a skip reason)."""
+        self.images_read += 1
+        self.boxes_read += example.boxes_read
+        for reason, count in example.dropped.items():
+            self.boxes_dropped[reason] += count
+            self.dropped_boxes.append((example.filename, reason, count))
+        if example.skip_reason is not None:
+            self.images_skipped[example.skip_reason] += 1
+            reason = example.skip_reason
+            if example.skip_detail:
+                reason = f"{reason} ({example.skip_detail})"
+            self.skipped_images.append((example.filename, reason))
+            return
+        self.images_written += 1
+        self.boxes_written += example.num_boxes
+        self.boxes_clipped += example.boxes_clipped
+        if example.boxes_clipped:
+            self.clipped_boxes.append((example.filename, example.boxes_clipped))
+        self.crowd_boxes_written += sum(example.is_crowd)
+        self.images_without_boxes += example.num_boxes == 0
+        self.images_reencoded += example.reencoded_from is not None
+
+    def check(self) -> None:
+        """Raises RuntimeError if the counts do not add up (that would be a bug)."""
+        images = self.images_written + sum(self.images_skipped.values())
+        boxes = self.boxes_written + sum(self.boxes_dropped.values())
+        if images != self.images_read or boxes != self.boxes_read:
+            raise RuntimeError(f"conversion counts do not add up: {self}")
+
+    def format(self, max_details: int = 20) -> str:
+        """A human-readable report, with up to `max_details` named images per list."""
+
+        def reasons(counter: collections.Counter) -> str:
+            if not counter:
+                return ""
+            return " (" + ", ".join(f"{r}: {n}" for r, n in sorted(counter.items())) + ")"
+
+        lines = [
+            f"{self.name} summary",
+            f"  images: read {self.images_read}, written {self.images_written}, skipped "
+            f"{sum(self.images_skipped.values())}{reasons(self.images_skipped)}",
+            f"          written without boxes: {self.images_without_boxes}, "
+            f"re-encoded as JPEG: {self.images_reencoded}",
+            f"  boxes:  read {self.boxes_read}, written {self.boxes_written}, dropped "
+            f"{sum(self.boxes_dropped.values())}{reasons(self.boxes_dropped)}",
+            f"          clipped to the image (and written): {self.boxes_clipped}, "
+            f"crowd (written with is_crowd=1): {self.crowd_boxes_written}",
+        ]
+        if self.output_files:
+            lines.append(f"  output: {len(self.output_files)} file(s): {self.output_files[0]}"
+                         + (" ..." if len(self.output_files) > 1 else ""))
+        for title, items in (("skipped images", self.skipped_images),
+                             ("dropped boxes", self.dropped_boxes),
+                             ("clipped boxes", self.clipped_boxes)):
+            if items:
+                lines.append(f"  {title}:")
+                for item in items[:max_details]:
+                    lines.append("    " + ": ".join(str(x) for x in item))
+                if len(items) > max_details:
+                    lines.append(f"    ... and {len(items) - max_details} more")
+        return "\n".join(lines)
+
+
+def _skipped(task: ExampleTask, reason: str, detail: str = "") -> PreparedExample:
+    return PreparedExample(
+        source_id=task.source_id, filename=task.filename, skip_reason=reason,
+        skip_detail=detail, boxes_read=len(task.boxes),
+        dropped={DROP_IMAGE_SKIPPED: len(task.boxes)} if task.boxes else {})
+
+
+def read_image(path: str) -> tuple[bytes, str, int, int, str | None]:
+    """Reads and fully decodes an image file to check it.
+
+    Returns:
+      (encoded bytes to store, format 'jpeg' or 'png', width, height, original format if the
+      image was re-encoded as JPEG because TensorFlow cannot decode its format, else None).
+
+    Raises:
+      OSError / ValueError (PIL) when the file is not a readable image.
+    """
+    with open(path, "rb") as f:
+        encoded = f.read()
+    with Image.open(io.BytesIO(encoded)) as image:
+        pil_format = image.format
+        image.load()  # full decode: truncated or garbled files raise here
+        width, height = image.size
+        if pil_format in _PASS_THROUGH_FORMATS:
+            return encoded, _PASS_THROUGH_FORMATS[pil_format], width, height, None
+        buffer = io.BytesIO()
+        image.convert("RGB").save(buffer, format="JPEG", quality=95)
+        return buffer.getvalue(), "jpeg", width, height, pil_format
+
+
+def clean_boxes(boxes: Sequence[BoxAnnotation], width: int, height: int,
+                example: PreparedExample) -> None:
+    """Applies the box rules of the module docstring, appending to `example`."""
+    for box in boxes:
+        example.boxes_read += 1
+        coords = (box.xmin, box.ymin, box.xmax, box.ymax)
+        if not all(math.isfinite(c) for c in coords):
+            reason = DROP_NON_FINITE
+        elif box.xmax <= box.xmin or box.ymax <= box.ymin:
+            reason = DROP_ZERO_AREA
+        elif box.xmax <= 0 or box.ymax <= 0 or box.xmin >= width or box.ymin >= height:
+            reason = DROP_OUTSIDE
+        elif box.label is None:
+            reason = f"{DROP_UNKNOWN_CLASS}: {box.text!r}"
+        else:
+            reason = None
+        if reason is not None:
+            example.dropped[reason] = example.dropped.get(reason, 0) + 1
+            continue
+        xmin, ymin = max(box.xmin, 0.0), max(box.ymin, 0.0)
+        xmax, ymax = min(box.xmax, float(width)), min(box.ymax, float(height))
+        example.boxes_clipped += (xmin, ymin, xmax, ymax) != coords
+        example.xmin.append(xmin / width)
+        example.ymin.append(ymin / height)
+        example.xmax.append(xmax / width)
+        example.ymax.append(ymax / height)
+        example.labels.append(int(box.label))
+        example.texts.append(box.text)
+        example.is_crowd.append(int(box.is_crowd))
+        example.area.append(float(box.area) if box.area is not None
+                            else (xmax - xmin) * (ymax - ymin))
+        example.difficult.append(int(box.difficult))
+        example.truncated.append(int(box.truncated))
+
+
+def prepare_example(task: ExampleTask) -> PreparedExample:
+    """Reads, checks and cleans one image (runs in a worker process)."""
+    if task.skip_reason is not None:
+        return _skipped(task, task.skip_reason)
+    if not os.path.isfile(task.image_path):
+        return _skipped(task, SKIP_MISSING_FILE, task.image_path)
+    try:
+        encoded, image_format, width, height, reencoded_from = read_image(task.image_path)
+    except (OSError, ValueError, SyntaxError) as e:  # PIL raises these for bad files
+        return _skipped(task, SKIP_CORRUPT_IMAGE, f"{type(e).__name__}: {e}")
+    if (task.width, task.height) != (None, None) and (task.width, task.height) != (width, height):
+        return _skipped(task, SKIP_SIZE_MISMATCH,
+                        f"annotation {task.width}x{task.height}, file {width}x{height}")
+    example = PreparedExample(
+        source_id=task.source_id, filename=task.filename, encoded=encoded,
+        image_format=image_format, width=width, height=height,
+        sha256=hashlib.sha256(encoded).hexdigest(), reencoded_from=reencoded_from)
+    clean_boxes(task.boxes, width, height, example)
+    return example
+
+
+def prepare_all(tasks: Sequence[ExampleTask], num_workers: int,
+                progress: Callable[[Iterable], Iterable] | None = None
+                ) -> Iterator[PreparedExample]:
+    """Prepares `tasks` in `num_workers` processes, yielding results in task order.
+
+    Args:
+      tasks: the images to prepare.
+      num_workers: processes to use; <= 1 prepares in this process.
+      progress: wraps the result iterator, e.g. `functools.partial(tqdm, total=len(tasks))`.
+    """
+    wrap = progress or (lambda it: it)
+    if num_workers <= 1 or len(tasks) <= 1:
+        yield from wrap(prepare_example(t) for t in tasks)
+        return
+    # forkserver/spawn: the parent may already run TensorFlow threads, which fork would copy.
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    chunksize = max(1, min(16, len(tasks) // (4 * num_workers)))
+    with context.Pool(num_workers) as pool:
+        yield from wrap(pool.imap(prepare_example, tasks, chunksize=chunksize))

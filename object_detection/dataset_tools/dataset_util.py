@@ -1,0 +1,114 @@
+"""tf.Example building and sharded TFRecord writing, with the OD API's feature keys.
+
+Shard `i` of `n` of an output path `base` is `base-0000i-of-0000n` (the OD API's
+`open_sharded_output_tfrecords` naming), so `base-?????-of-?????` or `base*` globs them all.
+Example `j` goes to shard `j % n`.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Sequence
+
+import tensorflow as tf
+
+from object_detection.core.standard_fields import TfExampleFields as F
+from object_detection.dataset_tools import conversion
+
+
+def int64_feature(value: int) -> tf.train.Feature:
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+
+
+def int64_list_feature(values: Sequence[int]) -> tf.train.Feature:
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+
+
+def bytes_feature(value: bytes | str) -> tf.train.Feature:
+    if isinstance(value, str):
+        value = value.encode("utf8")
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+
+def bytes_list_feature(values: Sequence[bytes | str]) -> tf.train.Feature:
+    values = [v.encode("utf8") if isinstance(v, str) else v for v in values]
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+
+
+def float_list_feature(values: Sequence[float]) -> tf.train.Feature:
+    return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+
+
+def build_tf_example(example: conversion.PreparedExample) -> tf.train.Example:
+    """The OD API detection tf.Example of one prepared image.
+
+    Boxes are written normalized (`image/object/bbox/{ymin,xmin,ymax,xmax}` in [0, 1]) with
+    1-based `image/object/class/label`, as the OD API's converters do.
+    """
+    feature = {
+        F.height: int64_feature(example.height),
+        F.width: int64_feature(example.width),
+        F.filename: bytes_feature(example.filename),
+        F.source_id: bytes_feature(example.source_id),
+        F.key: bytes_feature(example.sha256),
+        F.image_encoded: bytes_feature(example.encoded),
+        F.image_format: bytes_feature(example.image_format),
+        F.object_bbox_xmin: float_list_feature(example.xmin),
+        F.object_bbox_xmax: float_list_feature(example.xmax),
+        F.object_bbox_ymin: float_list_feature(example.ymin),
+        F.object_bbox_ymax: float_list_feature(example.ymax),
+        F.object_class_text: bytes_list_feature(example.texts),
+        F.object_class_label: int64_list_feature(example.labels),
+        F.object_is_crowd: int64_list_feature(example.is_crowd),
+        F.object_area: float_list_feature(example.area),
+        F.object_difficult: int64_list_feature(example.difficult),
+        F.object_truncated: int64_list_feature(example.truncated),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature))
+
+
+def sharded_paths(base_path: str, num_shards: int) -> list[str]:
+    """`base-00000-of-0000n` ... for `num_shards` shards."""
+    if num_shards < 1:
+        raise ValueError(f"num_shards must be >= 1, got {num_shards}.")
+    return [f"{base_path}-{i:05d}-of-{num_shards:05d}" for i in range(num_shards)]
+
+
+class ShardedTFRecordWriter(contextlib.AbstractContextManager):
+    """Writes serialized records round-robin into shards: record j into shard j % n.
+
+    With `single_file=True` and one shard, writes exactly `base_path` instead.
+    """
+
+    def __init__(self, base_path: str, num_shards: int, single_file: bool = False):
+        if single_file and num_shards == 1:
+            self.paths = [base_path]
+        else:
+            self.paths = sharded_paths(base_path, num_shards)
+        directory = os.path.dirname(os.path.abspath(base_path))
+        tf.io.gfile.makedirs(directory)
+        self._writers = [tf.io.TFRecordWriter(p) for p in self.paths]
+        self._count = 0
+
+    def write(self, serialized: bytes) -> None:
+        self._writers[self._count % len(self._writers)].write(serialized)
+        self._count += 1
+
+    def close(self) -> None:
+        for writer in self._writers:
+            writer.close()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def write_examples(examples, writer: ShardedTFRecordWriter,
+                   summary: conversion.Summary) -> conversion.Summary:
+    """Counts every prepared example in `summary` and writes those not skipped."""
+    for example in examples:
+        summary.add(example)
+        if example.skip_reason is None:
+            writer.write(build_tf_example(example).SerializeToString())
+    summary.output_files = list(writer.paths)
+    summary.check()
+    return summary
