@@ -99,6 +99,9 @@ CASES = (
     ("matcher_no_thresholds", _matcher_case(matched_threshold=None)),
     ("matcher_force_match", _matcher_case(matched_threshold=0.7, unmatched_threshold=0.7,
                                           force_match_for_each_row=True)),
+    ("matcher_force_match_same_best_column", lambda rng: (
+        ArgMaxMatcher(0.5, 0.5, force_match_for_each_row=True).match,
+        (tf.constant([[[0.3, 0.2], [0.4, 0.1]]]), tf.constant([[True, True]])))),  # tie -> row 0
     ("target_assigner", _target_assigner_case),
     ("sigmoid_focal_loss", lambda rng: (losses.sigmoid_focal_loss, _loss_inputs(rng))),
     ("sigmoid_focal_loss_per_class_weights", lambda rng: (
