@@ -77,7 +77,7 @@ def _float_image(image: tf.Tensor) -> tf.Tensor:
 
 
 def random_horizontal_flip(image, boxes, mask, *, probability: float = 0.5, seed=None):
-    """Mirrors left-right with `probability`: x -> 1 - x, so [y0, x0, y1, x1] -> [y0, 1-x1, y1, 1-x0]."""
+    """Mirrors left-right with `probability`: [y0, x0, y1, x1] -> [y0, 1-x1, y1, 1-x0]."""
     do_flip = _uniform(_seed(seed)) < probability
     image = tf.cond(do_flip, lambda: tf.image.flip_left_right(image), lambda: image)
     ymin, xmin, ymax, xmax = tf.unstack(boxes, axis=-1)
@@ -107,7 +107,7 @@ def _area(boxes: tf.Tensor) -> tf.Tensor:
 
 
 def _fraction_inside(boxes: tf.Tensor, window: tf.Tensor) -> tf.Tensor:
-    """Intersection of each box [N, 4] with `window` [4] over the box area (IoA); 0 for empty boxes."""
+    """Intersection of boxes [N, 4] with `window` [4] over the box area (IoA); 0 if empty."""
     ymin = tf.maximum(boxes[:, 0], window[0])
     xmin = tf.maximum(boxes[:, 1], window[1])
     ymax = tf.minimum(boxes[:, 2], window[2])

@@ -40,19 +40,6 @@ from object_detection.dataset_tools import conversion
 DROP_UNKNOWN_IMAGE = "image id not among the json's images"
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("train_image_dir", "", "Training image directory.")
-flags.DEFINE_string("val_image_dir", "", "Validation image directory.")
-flags.DEFINE_string("test_image_dir", "", "Test image directory.")
-flags.DEFINE_string("train_annotations_file", "", "Training annotations JSON file.")
-flags.DEFINE_string("val_annotations_file", "", "Validation annotations JSON file.")
-flags.DEFINE_string("testdev_annotations_file", "", "Test-dev annotations (image info) JSON file.")
-flags.DEFINE_string("output_dir", "/tmp/", "Output data directory.")
-flags.DEFINE_integer("train_num_shards", 100, "Number of coco_train.record shards.")
-flags.DEFINE_integer("val_num_shards", 50, "Number of coco_val.record shards.")
-flags.DEFINE_integer("testdev_num_shards", 50, "Number of coco_testdev.record shards.")
-flags.DEFINE_integer("num_workers", os.cpu_count() or 1,
-                     "Processes reading and checking images in parallel.")
-flags.DEFINE_boolean("progress", True, "Show a progress bar.")
 
 
 def coco_tasks(annotations: dict, image_dir: str
@@ -139,5 +126,24 @@ def main(argv):
             show_progress=FLAGS.progress)
 
 
+def _define_flags() -> None:
+    """Command-line flags; defined only when run as a program, so modules import cleanly."""
+    flags.DEFINE_string("train_image_dir", "", "Training image directory.")
+    flags.DEFINE_string("val_image_dir", "", "Validation image directory.")
+    flags.DEFINE_string("test_image_dir", "", "Test image directory.")
+    flags.DEFINE_string("train_annotations_file", "", "Training annotations JSON file.")
+    flags.DEFINE_string("val_annotations_file", "", "Validation annotations JSON file.")
+    flags.DEFINE_string("testdev_annotations_file", "",
+                        "Test-dev annotations (image info) JSON file.")
+    flags.DEFINE_string("output_dir", "/tmp/", "Output data directory.")
+    flags.DEFINE_integer("train_num_shards", 100, "Number of coco_train.record shards.")
+    flags.DEFINE_integer("val_num_shards", 50, "Number of coco_val.record shards.")
+    flags.DEFINE_integer("testdev_num_shards", 50, "Number of coco_testdev.record shards.")
+    flags.DEFINE_integer("num_workers", os.cpu_count() or 1,
+                         "Processes reading and checking images in parallel.")
+    flags.DEFINE_boolean("progress", True, "Show a progress bar.")
+
+
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

@@ -36,15 +36,6 @@ from object_detection.data import label_map_util
 from object_detection.dataset_tools import conversion
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("annotations_dir", "", "Folder of Pascal VOC xml files.")
-flags.DEFINE_string("images_dir", "", "Folder of the images.")
-flags.DEFINE_string("image_list", "", "Optional file of image ids, one per line.")
-flags.DEFINE_string("label_map_path", "", "Label map (StringIntLabelMap text format).")
-flags.DEFINE_string("output_path", "", "Output TFRecord path (base path when sharded).")
-flags.DEFINE_integer("num_shards", 1, "Number of output shards.")
-flags.DEFINE_integer("num_workers", os.cpu_count() or 1,
-                     "Processes reading and checking images in parallel.")
-flags.DEFINE_boolean("progress", True, "Show a progress bar.")
 
 _IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")
 
@@ -145,5 +136,19 @@ def main(argv):
         num_workers=FLAGS.num_workers, show_progress=FLAGS.progress)
 
 
+def _define_flags() -> None:
+    """Command-line flags; defined only when run as a program, so modules import cleanly."""
+    flags.DEFINE_string("annotations_dir", "", "Folder of Pascal VOC xml files.")
+    flags.DEFINE_string("images_dir", "", "Folder of the images.")
+    flags.DEFINE_string("image_list", "", "Optional file of image ids, one per line.")
+    flags.DEFINE_string("label_map_path", "", "Label map (StringIntLabelMap text format).")
+    flags.DEFINE_string("output_path", "", "Output TFRecord path (base path when sharded).")
+    flags.DEFINE_integer("num_shards", 1, "Number of output shards.")
+    flags.DEFINE_integer("num_workers", os.cpu_count() or 1,
+                         "Processes reading and checking images in parallel.")
+    flags.DEFINE_boolean("progress", True, "Show a progress bar.")
+
+
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)
