@@ -1,4 +1,4 @@
-"""object_detection/data/mscoco_label_map.pbtxt parses as a StringIntLabelMap: 80 classes, ids 1..90."""
+"""data/mscoco_label_map.pbtxt parses as a StringIntLabelMap: 80 classes, ids in 1..90."""
 from __future__ import annotations
 
 import pathlib

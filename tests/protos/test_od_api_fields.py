@@ -1,4 +1,4 @@
-"""Pins the OD API interface: field numbers and defaults that existing configs and checkpoints rely on.
+"""Pins the OD API interface: field numbers and defaults that existing configs rely on.
 
 Expected values are written out by hand from the OD API's protos, not read back from ours.
 """
@@ -77,7 +77,8 @@ _FIELDS = [
     (box_predictor_pb2.WeightSharedConvolutionalBoxPredictor, "depth", 2, 0),
     (box_predictor_pb2.WeightSharedConvolutionalBoxPredictor, "num_layers_before_predictor", 4, 0),
     (box_predictor_pb2.WeightSharedConvolutionalBoxPredictor, "kernel_size", 7, 3),
-    (box_predictor_pb2.WeightSharedConvolutionalBoxPredictor, "class_prediction_bias_init", 10, 0.0),
+    (box_predictor_pb2.WeightSharedConvolutionalBoxPredictor, "class_prediction_bias_init", 10,
+     0.0),
     (box_predictor_pb2.WeightSharedConvolutionalBoxPredictor, "use_dropout", 11, False),
     (box_predictor_pb2.WeightSharedConvolutionalBoxPredictor, "dropout_keep_probability", 12,
      pytest.approx(0.8)),
