@@ -50,6 +50,7 @@ from object_detection.utils.errors import ConfigError
 
 __all__ = [
     "PIPELINE_CONFIG_NAME",
+    "check_for_training",
     "create_configs_from_pipeline_proto",
     "create_pipeline_proto_from_configs",
     "get_configs_from_pipeline_file",
@@ -257,6 +258,38 @@ def get_configs_from_pipeline_file(
     if validate:
         validate_pipeline_config(pipeline_config)
     return create_configs_from_pipeline_proto(pipeline_config)
+
+
+def check_for_training(configs: Mapping[str, Any]) -> None:
+    """Checks that a configs dict holds what a training run needs beyond valid ranges.
+
+    Needs a model (`model { ssd { ... } }`) and an optimizer with a learning-rate schedule
+    (`train_config { optimizer { momentum_optimizer { learning_rate { ... } } } }`). Input paths
+    are not checked here: the input pipeline reports missing files, and synthetic-data runs need
+    none.
+
+    Args:
+      configs: as returned by `get_configs_from_pipeline_file`.
+
+    Raises:
+      ConfigError: naming the missing part and what to write.
+    """
+    model = configs.get("model")
+    if model is None or not model.WhichOneof("model"):
+        raise ConfigError("model: no model is set; expected e.g. 'model { ssd { ... } }'.")
+    train_config = configs.get("train_config")
+    optimizer = train_config.optimizer if train_config is not None else None
+    which = optimizer.WhichOneof("optimizer") if optimizer is not None else None
+    if not which:
+        raise ConfigError(
+            "train_config.optimizer: no optimizer is set; expected one of momentum_optimizer, "
+            "rms_prop_optimizer, adam_optimizer, e.g. 'train_config { optimizer { "
+            "momentum_optimizer { learning_rate { cosine_decay_learning_rate { ... } } } } }'.")
+    if not getattr(optimizer, which).learning_rate.WhichOneof("learning_rate"):
+        raise ConfigError(
+            f"train_config.optimizer.{which}.learning_rate: no schedule is set; expected one of "
+            f"constant_learning_rate, exponential_decay_learning_rate, "
+            f"manual_step_learning_rate, cosine_decay_learning_rate.")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -507,3 +507,24 @@ def test_saved_text_is_od_api_text_format(tmp_path):
     parsed = pipeline_pb2.TrainEvalPipelineConfig()
     text_format.Parse(written.read_text(encoding="utf-8"), parsed)  # strict parser accepts it
     assert parsed == _minimal()
+
+
+def test_check_for_training_accepts_minimal_config():
+    config_util.check_for_training(config_util.create_configs_from_pipeline_proto(_minimal()))
+
+
+@pytest.mark.parametrize("cut, pattern", [
+    ("model", r"^model: no model is set"),
+    ("train_config.optimizer", r"^train_config\.optimizer: no optimizer is set"),
+    ("train_config.optimizer.momentum_optimizer.learning_rate",
+     r"^train_config\.optimizer\.momentum_optimizer\.learning_rate: no schedule is set"),
+])
+def test_check_for_training_names_missing_part(cut, pattern):
+    config = _minimal()
+    *parents, last = cut.split(".")
+    holder = config
+    for name in parents:
+        holder = getattr(holder, name)
+    holder.ClearField(last)
+    with pytest.raises(ConfigError, match=pattern):
+        config_util.check_for_training(config_util.create_configs_from_pipeline_proto(config))
