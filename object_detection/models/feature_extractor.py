@@ -152,7 +152,7 @@ class SSDFpnFeatureExtractor(SSDFeatureExtractor):
                    for level in base_levels]
         self._base_levels = base_levels
         # Only the layers up to the last map used; same layer objects and names as the full model.
-        self.backbone = keras.Model(full_backbone.inputs, outputs, name=full_backbone.name)
+        self.backbone = keras.Model(full_backbone.input, outputs, name=full_backbone.name)
         depth = self.feature_depth
         self.fpn = feature_map_generators.FpnTopDownFeatureMaps(
             levels=base_levels, depth=depth, conv_hyperparams=self.conv_hyperparams,
@@ -176,6 +176,14 @@ class SSDFpnFeatureExtractor(SSDFeatureExtractor):
     @abc.abstractmethod
     def _build_backbone(self) -> tuple[keras.Model, list[str]]:
         """Returns (full backbone model, names of its C2, C3, C4, C5 layers)."""
+
+    def build(self, input_shape):
+        """Creates the FPN and coarse-level variables (the backbone is built already)."""
+        self.fpn.build({level: tuple(output.shape)
+                        for level, output in zip(self._base_levels, self.backbone.outputs)})
+        for block in self._coarse_blocks.values():
+            feature_map_generators.build_block(block, self.feature_depth)
+        self.built = True
 
     def call(self, images: tf.Tensor, training=None) -> dict[int, tf.Tensor]:
         """Computes the feature pyramid.

@@ -85,6 +85,16 @@ def conv_block(
     ]
 
 
+def build_block(block: Sequence[keras.layers.Layer], channels: int) -> int:
+    """Builds the layers of a `conv_block` for `channels` inputs; returns its output channels."""
+    shape = (None, None, None, channels)
+    for layer in block:
+        layer.build(shape)
+        if hasattr(layer, "filters"):  # Conv2D or SeparableConv2D
+            shape = (None, None, None, layer.filters)
+    return shape[-1]
+
+
 class FpnTopDownFeatureMaps(keras.layers.Layer):
     """FPN top-down pathway over levels `levels` (see the module docstring for the formula).
 
@@ -134,6 +144,17 @@ class FpnTopDownFeatureMaps(keras.layers.Layer):
                 name=f"smoothing_l{level}")
             for level in self.levels[:-1]
         }
+
+    def build(self, input_shape: Mapping[int, Sequence]):
+        """Creates the projection and smoothing variables for the per-level channel counts."""
+        missing = [level for level in self.levels if level not in input_shape]
+        if missing:
+            raise ValueError(f"FPN input lacks levels {missing}; got {sorted(input_shape)}.")
+        for level in self.levels:
+            self._projections[level].build((None, None, None, input_shape[level][-1]))
+        for block in self._smoothing.values():
+            build_block(block, self.depth)
+        self.built = True
 
     def call(self, features: Mapping[int, tf.Tensor], training=None) -> dict[int, tf.Tensor]:
         """Runs the top-down pathway.

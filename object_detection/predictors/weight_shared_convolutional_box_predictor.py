@@ -146,6 +146,42 @@ class WeightSharedConvolutionalBoxPredictor(keras.layers.Layer):
             self.num_anchors_per_location * self.num_classes, "class_predictor", True,
             bias_initializer=keras.initializers.Constant(class_prediction_bias_init))
 
+    def _check_levels(self, shapes: Mapping[int, Sequence]) -> int:
+        """Validates the per-level inputs; returns their common channel count."""
+        missing = [level for level in self.levels if level not in shapes]
+        if missing:
+            raise ValueError(
+                f"{self.name}: feature maps for levels {missing} are missing; got "
+                f"{sorted(shapes)}, expected {list(self.levels)}.")
+        channels = {level: shapes[level][-1] for level in self.levels}
+        if len(set(channels.values())) > 1 or None in channels.values():
+            raise ValueError(
+                f"{self.name}: all feature maps must have the same, known channel count to "
+                f"share weights, got {channels}.")
+        return channels[self.levels[0]]
+
+    def build(self, input_shape: Mapping[int, Sequence]):
+        """Creates the shared convs and the per-level batch norms for C input channels."""
+        channels = self._check_levels(input_shape)
+        tower_out = channels
+        for tower in (self._box_tower, self._class_tower):
+            if tower is None:
+                continue
+            convs, per_level = tower
+            depth_in = channels
+            for i, conv in enumerate(convs):
+                conv.build((None, None, None, depth_in))
+                depth_in = conv.filters
+                for level in self.levels:
+                    norm, activation = per_level[level][i]
+                    if norm is not None:
+                        norm.build((None, None, None, depth_in))
+                    activation.build((None, None, None, depth_in))
+            tower_out = depth_in
+        self._box_predictor.build((None, None, None, tower_out))
+        self._class_predictor.build((None, None, None, tower_out))
+        self.built = True
+
     def _apply_tower(self, tower, level: int, features: tf.Tensor, training) -> tf.Tensor:
         convs, per_level = tower
         for conv, (norm, activation) in zip(convs, per_level[level]):
@@ -169,16 +205,7 @@ class WeightSharedConvolutionalBoxPredictor(keras.layers.Layer):
         Raises:
           ValueError: a level is missing or channel counts differ.
         """
-        missing = [level for level in self.levels if level not in features]
-        if missing:
-            raise ValueError(
-                f"{self.name}: feature maps for levels {missing} are missing; got "
-                f"{sorted(features)}, expected {list(self.levels)}.")
-        channels = {level: features[level].shape[-1] for level in self.levels}
-        if len(set(channels.values())) > 1:
-            raise ValueError(
-                f"{self.name}: all feature maps must have the same channel count to share "
-                f"weights, got {channels}.")
+        self._check_levels({level: feature.shape for level, feature in features.items()})
         box_encodings, class_predictions = [], []
         for level in self.levels:
             feature = features[level]
