@@ -1,0 +1,158 @@
+"""Backbones match keras.applications layer for layer: names, shapes and outputs.
+
+Each test builds the keras.applications model with `weights=None` (random init, no download),
+randomizes its batch norm statistics so that they matter, copies its weights into our backbone
+by layer name and compares outputs on the same input.
+"""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from object_detection.models import hyperparams as hp
+from object_detection.models import mobilenet_v1
+from object_detection.models import mobilenet_v2
+from object_detection.models import resnet_v1
+from object_detection.models.weight_loading import load_keras_application_weights
+
+SIZE = 64  # every stride-2 input side is even at 64 px, where Keras' padding equals 'same'
+
+
+def _randomize_batch_norms(model: keras.Model, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(rng.normal(0.0, 0.2, n).astype("float32"))
+            layer.moving_variance.assign(rng.uniform(0.5, 1.5, n).astype("float32"))
+            if layer.scale:
+                layer.gamma.assign(rng.uniform(0.5, 1.5, n).astype("float32"))
+            if layer.center:
+                layer.beta.assign(rng.normal(0.0, 0.2, n).astype("float32"))
+
+
+def _images(value_range=(-1.0, 1.0)) -> np.ndarray:
+    return np.random.default_rng(1).uniform(*value_range, (2, SIZE, SIZE, 3)).astype("float32")
+
+
+class BackboneMatchesKerasApplicationsTest(tf.test.TestCase):
+
+    def _check_same_outputs(self, ours, theirs, layer_names, images):
+        _randomize_batch_norms(theirs)
+        report = load_keras_application_weights(ours, theirs, strict=True)
+        self.assertEmpty(report.missing)
+        self.assertEmpty(report.mismatched)
+        self.assertEmpty(report.unused)  # include_top=False: every Keras weight was taken
+        self.assertLen(report.loaded, len([l for l in ours.layers if l.weights]))
+        probe_ours = keras.Model(ours.input, [ours.get_layer(n).output for n in layer_names])
+        probe_theirs = keras.Model(
+            theirs.input, [theirs.get_layer(n).output for n in layer_names])
+        for name, a, b in zip(layer_names, probe_ours(images), probe_theirs(images)):
+            self.assertEqual(a.shape, b.shape, name)
+            scale = float(np.max(np.abs(b))) or 1.0
+            self.assertGreater(scale, 1e-3, f"{name} output is degenerate")
+            self.assertAllClose(a / scale, b / scale, atol=1e-4, msg=name)
+
+    def test_resnet50(self):
+        ours = resnet_v1.resnet_v1(50)
+        theirs = keras.applications.ResNet50(weights=None, include_top=False)
+        self.assertEqual(ours.count_params(), theirs.count_params())
+        self._check_same_outputs(ours, theirs, resnet_v1.output_layer_names(50),
+                                 _images((-120.0, 130.0)))
+
+    def test_mobilenet_v1(self):
+        ours = mobilenet_v1.mobilenet_v1()
+        theirs = keras.applications.MobileNet(
+            weights=None, include_top=False, input_shape=(SIZE, SIZE, 3))
+        self._check_same_outputs(ours, theirs, mobilenet_v1.OUTPUT_LAYER_NAMES, _images())
+
+    def test_mobilenet_v2(self):
+        ours = mobilenet_v2.mobilenet_v2()
+        theirs = keras.applications.MobileNetV2(
+            weights=None, include_top=False, input_shape=(SIZE, SIZE, 3))
+        self._check_same_outputs(ours, theirs, mobilenet_v2.OUTPUT_LAYER_NAMES, _images())
+
+    def test_mobilenet_v2_alpha_below_one_reports_the_od_api_last_conv(self):
+        # The OD API scales Conv_1 by alpha < 1 (640 channels at 0.5); Keras keeps 1280.
+        ours = mobilenet_v2.mobilenet_v2(depth_multiplier=0.5)
+        theirs = keras.applications.MobileNetV2(
+            alpha=0.5, weights=None, include_top=False, input_shape=(SIZE, SIZE, 3))
+        report = load_keras_application_weights(ours, theirs)
+        self.assertEmpty(report.missing)
+        self.assertEqual([m.split(":")[0] for m in report.mismatched], ["Conv_1", "Conv_1_bn"])
+        self.assertIn("(1, 1, 160, 640) vs (1, 1, 160, 1280)", report.mismatched[0])
+        self.assertFalse(report.ok)
+        with self.assertRaisesRegex(ValueError, "mismatched.*Conv_1"):
+            load_keras_application_weights(ours, theirs, strict=True)
+
+    def test_missing_layers_are_reported(self):
+        ours = mobilenet_v1.mobilenet_v1(depth_multiplier=0.25)
+        theirs = keras.Sequential([keras.Input((8,)), keras.layers.Dense(2, name="predictions")])
+        report = load_keras_application_weights(ours, theirs)
+        self.assertIn("conv_pw_13", report.missing)
+        self.assertEqual(report.unused, ("predictions",))
+        self.assertEmpty(report.loaded)
+
+
+class BackboneOptionsTest(tf.test.TestCase):
+
+    def test_resnet_depth_multiplier_and_min_depth(self):
+        model = resnet_v1.resnet_v1(50, depth_multiplier=0.25, min_depth=32)
+        # conv2 bottleneck: max(int(64 * 0.25), 32) = 32; conv5 output: int(2048 * 0.25) = 512.
+        self.assertEqual(model.get_layer("conv2_block1_1_conv").filters, 32)
+        self.assertEqual(model.get_layer("conv3_block1_1_conv").filters, 32)
+        self.assertEqual(model.output.shape[-1], 512)
+
+    def test_resnet_grid_is_ceil_for_odd_sizes(self):
+        model = resnet_v1.resnet_v1(50, depth_multiplier=0.0625, min_depth=8)
+        probe = keras.Model(model.input,
+                            [model.get_layer(n).output for n in resnet_v1.output_layer_names(50)])
+        outputs = probe(tf.zeros([1, 100, 75, 3]))
+        # ceil(100 / 4, 8, 16, 32) = 25, 13, 7, 4; ceil(75 / ...) = 19, 10, 5, 3.
+        self.assertEqual([tuple(o.shape[1:3]) for o in outputs],
+                         [(25, 19), (13, 10), (7, 5), (4, 3)])
+
+    def test_resnet_101_and_152_output_layers(self):
+        self.assertEqual(resnet_v1.output_layer_names(101),
+                         ["conv2_block3_out", "conv3_block4_out", "conv4_block23_out",
+                          "conv5_block3_out"])
+        self.assertEqual(resnet_v1.output_layer_names(152),
+                         ["conv2_block3_out", "conv3_block8_out", "conv4_block36_out",
+                          "conv5_block3_out"])
+        model = resnet_v1.resnet_v1(101, depth_multiplier=0.0625, min_depth=8)
+        self.assertEqual(model.layers[-1].name, "conv5_block3_out")
+        self.assertEqual(model.get_layer("conv4_block23_out").output.shape[-1], 64)
+        with self.assertRaisesRegex(ValueError, r"depth 34.*\[50, 101, 152\]"):
+            resnet_v1.resnet_v1(34)
+
+    def test_override_hyperparams_reach_every_layer(self):
+        params = hp.ConvHyperparams(
+            activation="RELU_6", l2_weight=0.0004,
+            batch_norm=hp.BatchNormParams(decay=0.997, epsilon=0.001, scale=True))
+        model = resnet_v1.resnet_v1(50, depth_multiplier=0.0625, min_depth=8,
+                                    conv_hyperparams=params, freeze_batchnorm=True)
+        bn = model.get_layer("conv3_block2_2_bn")
+        self.assertEqual((bn.epsilon, bn.momentum, bn.frozen), (0.001, 0.997, True))
+        self.assertEqual(model.get_layer("conv3_block2_out").max_value, 6.0)
+        self.assertLen(model.losses, len([l for l in model.layers
+                                          if isinstance(l, keras.layers.Conv2D)]))
+        default = resnet_v1.resnet_v1(50, depth_multiplier=0.0625, min_depth=8)
+        self.assertAllClose(default.get_layer("conv3_block2_2_bn").epsilon, 1.001e-5)
+        with self.assertRaisesRegex(ValueError, "batch_norm is None"):
+            resnet_v1.resnet_v1(50, conv_hyperparams=hp.ConvHyperparams())
+
+    def test_mobilenet_widths(self):
+        v1 = mobilenet_v1.mobilenet_v1(depth_multiplier=0.25, min_depth=16)
+        self.assertEqual(v1.get_layer("conv1").filters, 16)  # max(int(32 * 0.25), 16)
+        self.assertEqual(v1.get_layer("conv_pw_13").filters, 256)  # int(1024 * 0.25)
+        v1_fpn = mobilenet_v1.mobilenet_v1(
+            filter_overrides=mobilenet_v1.DEPTHWISE_FPN_FILTER_OVERRIDES)
+        self.assertEqual(v1_fpn.get_layer("conv_pw_12").filters, 512)
+        self.assertEqual(v1_fpn.get_layer("conv_pw_13").filters, 256)
+        v2 = mobilenet_v2.mobilenet_v2(depth_multiplier=0.35, min_depth=16)
+        self.assertEqual(v2.get_layer("Conv1").filters, 16)  # make_divisible(11.2) = 16
+        self.assertEqual(v2.get_layer("block_1_project").filters, 16)  # max(8, 16)
+        self.assertEqual(v2.get_layer("block_1_expand").filters, 6 * 16)  # expansion: no min
+        self.assertEqual(v2.get_layer("Conv_1").filters, 448)  # make_divisible(1280 * 0.35)
+        self.assertEqual(mobilenet_v2.make_divisible(1280 * 0.35), 448)

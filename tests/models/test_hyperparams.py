@@ -1,0 +1,138 @@
+"""Checks of object_detection.models.hyperparams against hand-computed values."""
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from object_detection.models import hyperparams as hp
+
+
+class ConvHyperparamsTest(tf.test.TestCase):
+
+    def test_defaults_follow_the_od_api_protos(self):
+        bn = hp.BatchNormParams()
+        self.assertEqual((bn.decay, bn.epsilon, bn.center, bn.scale, bn.train),
+                         (0.999, 0.001, True, False, True))
+        params = hp.ConvHyperparams()
+        self.assertEqual(params.activation, "RELU")
+        self.assertEqual(dict(params.initializer),
+                         {"kind": "truncated_normal", "mean": 0.0, "stddev": 1.0})
+        self.assertIsNone(params.batch_norm)
+
+    def test_use_bias_follows_batch_norm(self):
+        no_bn = hp.ConvHyperparams()
+        with_bn = hp.ConvHyperparams(batch_norm=hp.BatchNormParams())
+        uncentered = hp.ConvHyperparams(batch_norm=hp.BatchNormParams(center=False))
+        forced = hp.ConvHyperparams(batch_norm=hp.BatchNormParams(), force_use_bias=True)
+        self.assertTrue(no_bn.conv_kwargs()["use_bias"])
+        self.assertFalse(with_bn.conv_kwargs()["use_bias"])  # BN beta replaces the bias
+        self.assertTrue(uncentered.conv_kwargs()["use_bias"])  # no beta: keep the bias
+        self.assertTrue(forced.conv_kwargs()["use_bias"])
+        self.assertTrue(with_bn.conv_kwargs(use_bias=True)["use_bias"])
+
+    def test_l2_weight_is_the_slim_weight(self):
+        # Kernel of nine ones: slim l2_regularizer(w) adds w * sum(x^2) / 2 = 0.0004 * 9 / 2.
+        params = hp.ConvHyperparams(l2_weight=0.0004)
+        regularizer = params.conv_kwargs()["kernel_regularizer"]
+        self.assertAllClose(regularizer(tf.ones([3, 3, 1, 1])), 0.0018)
+
+    def test_l1_weight_and_no_regularizer(self):
+        self.assertAllClose(hp.ConvHyperparams(l1_weight=0.5).make_regularizer()(
+            tf.constant([[-1.0, 2.0]])), 1.5)  # 0.5 * (1 + 2)
+        self.assertIsNone(hp.ConvHyperparams().conv_kwargs()["kernel_regularizer"])
+
+    def test_regularizer_loss_reaches_the_layer(self):
+        layer = keras.layers.Conv2D(
+            1, 3, kernel_initializer="ones",
+            **{k: v for k, v in hp.ConvHyperparams(l2_weight=0.0004).conv_kwargs().items()
+               if k != "kernel_initializer"})
+        layer(tf.zeros([1, 4, 4, 1]))
+        self.assertAllClose(tf.add_n(layer.losses), 0.0018)
+
+    def test_initializers(self):
+        vs = hp.make_initializer(
+            {"kind": "variance_scaling", "factor": 1.0, "mode": "FAN_AVG", "uniform": True})
+        self.assertIsInstance(vs, keras.initializers.VarianceScaling)
+        self.assertEqual((vs.scale, vs.mode, vs.distribution), (1.0, "fan_avg", "uniform"))
+        vs = hp.make_initializer({"kind": "variance_scaling"})  # proto defaults
+        self.assertEqual((vs.scale, vs.mode, vs.distribution), (2.0, "fan_in", "truncated_normal"))
+        rn = hp.make_initializer({"kind": "random_normal", "mean": 1.0, "stddev": 0.01})
+        self.assertIsInstance(rn, keras.initializers.RandomNormal)
+        values = rn(shape=[10000])
+        self.assertAllClose(np.mean(values), 1.0, atol=1e-3)
+        tn = hp.ConvHyperparams().conv_kwargs()["kernel_initializer"]
+        self.assertIsInstance(tn, keras.initializers.TruncatedNormal)
+
+    def test_invalid_values_raise(self):
+        with self.assertRaisesRegex(ValueError, r"activation.*'TANH'"):
+            hp.ConvHyperparams(activation="TANH")
+        with self.assertRaisesRegex(ValueError, r"initializer\.kind.*'orthogonal'"):
+            hp.ConvHyperparams(initializer={"kind": "orthogonal"})
+        with self.assertRaisesRegex(ValueError, r"mode.*'FAN_MAX'"):
+            hp.make_initializer({"kind": "variance_scaling", "mode": "FAN_MAX"})
+        with self.assertRaisesRegex(ValueError, "regularizer weights"):
+            hp.ConvHyperparams(l2_weight=-1.0)
+        with self.assertRaisesRegex(ValueError, "decay"):
+            hp.BatchNormParams(decay=1.5)
+
+    def test_frozen_and_hashable(self):
+        params = hp.ConvHyperparams(initializer={"kind": "random_normal", "stddev": 0.01})
+        with self.assertRaises(dataclasses.FrozenInstanceError):
+            params.activation = "NONE"
+        with self.assertRaises(TypeError):
+            params.initializer["stddev"] = 1.0
+        self.assertEqual(hash(params), hash(dataclasses.replace(params)))
+
+    def test_activations(self):
+        x = tf.constant([-1.0, 3.0, 8.0])
+        self.assertAllClose(hp.ConvHyperparams(activation="RELU").make_activation("a")(x),
+                            [0.0, 3.0, 8.0])
+        self.assertAllClose(hp.ConvHyperparams(activation="RELU_6").make_activation("a")(x),
+                            [0.0, 3.0, 6.0])
+        self.assertAllClose(hp.ConvHyperparams(activation="NONE").make_activation("a")(x), x)
+        self.assertAllClose(hp.ConvHyperparams(activation="SWISH").make_activation("a")(x),
+                            x * tf.sigmoid(x))
+
+
+class BatchNormTest(tf.test.TestCase):
+
+    def test_batch_norm_settings(self):
+        params = hp.ConvHyperparams(batch_norm=hp.BatchNormParams(
+            decay=0.997, epsilon=0.01, center=True, scale=True))
+        bn = params.make_batch_norm("bn")
+        self.assertIsInstance(bn, hp.FreezableBatchNorm)
+        self.assertEqual((bn.momentum, bn.epsilon, bn.center, bn.scale, bn.name),
+                         (0.997, 0.01, True, True, "bn"))
+        self.assertFalse(bn.frozen)
+
+    def test_no_batch_norm_is_identity(self):
+        layer = hp.ConvHyperparams().make_batch_norm("bn")
+        x = tf.constant([[1.0, 2.0]])
+        self.assertAllClose(layer(x, training=True), x)
+
+    def test_frozen_batch_norm_ignores_training_and_stays_frozen(self):
+        bn = hp.ConvHyperparams(batch_norm=hp.BatchNormParams()).make_batch_norm(
+            "bn", freeze=True)
+        x = tf.random.stateless_normal([8, 3], seed=[1, 2]) * 5.0 + 2.0
+        inference = bn(x, training=False)
+        training = bn(x, training=True)
+        self.assertAllClose(training, inference)  # moving stats, not batch stats
+        self.assertAllClose(bn.moving_mean, np.zeros(3))  # not updated
+        self.assertEmpty(bn.trainable_weights)
+        bn.trainable = True  # e.g. model.trainable = True for fine-tuning
+        self.assertEmpty(bn.trainable_weights)
+        self.assertAllClose(bn(x, training=True), inference)
+
+    def test_train_false_freezes(self):
+        bn = hp.ConvHyperparams(batch_norm=hp.BatchNormParams(train=False)).make_batch_norm("bn")
+        self.assertTrue(bn.frozen)
+
+    def test_unfrozen_batch_norm_uses_batch_statistics(self):
+        bn = hp.ConvHyperparams(batch_norm=hp.BatchNormParams()).make_batch_norm("bn")
+        x = tf.constant([[1.0], [3.0]])
+        # Batch mean 2, variance 1: (x - 2) / sqrt(1 + 0.001).
+        self.assertAllClose(bn(x, training=True), [[-0.9995], [0.9995]], atol=1e-4)
+        self.assertNotEmpty(bn.trainable_weights)
