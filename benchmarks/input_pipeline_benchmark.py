@@ -36,7 +36,6 @@ SEED_AUGMENTATION = [
 def write_records(directory: str, num_images: int, num_shards: int, seed: int = 0) -> str:
     """Writes the synthetic records and returns their glob."""
     import io
-    import hashlib
 
     import numpy as np
 
@@ -50,14 +49,12 @@ def write_records(directory: str, num_images: int, num_shards: int, seed: int = 
             image, shapes = draw_image(rng, 480, 640, max_shapes=8)
             buffer = io.BytesIO()
             image.save(buffer, format="JPEG", quality=90)
-            encoded = buffer.getvalue()
-            example = conversion.PreparedExample(
-                source_id=str(i), filename=f"{i}.jpg", encoded=encoded, image_format="jpeg",
-                width=640, height=480, sha256=hashlib.sha256(encoded).hexdigest())
             boxes = [conversion.BoxAnnotation(x0, y0, x1, y1, label=k + 1, text=CLASSES[k])
                      for k, (x0, y0, x1, y1) in shapes]
-            conversion.clean_boxes(boxes, 640, 480, example)
-            writer.write(dataset_util.build_tf_example(example).SerializeToString())
+            example = dataset_util.build_example_from_boxes(
+                buffer.getvalue(), width=640, height=480, boxes=boxes, source_id=str(i),
+                filename=f"{i}.jpg")
+            writer.write(example.SerializeToString())
     return base + "-*"
 
 

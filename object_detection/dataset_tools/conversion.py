@@ -38,7 +38,7 @@ DROP_IMAGE_SKIPPED = "its image was skipped"
 DROP_ZERO_AREA = "zero or negative width or height"
 DROP_NON_FINITE = "non-finite coordinates"
 DROP_OUTSIDE = "entirely outside the image"
-DROP_UNKNOWN_CLASS = "class not in the label map"
+DROP_UNKNOWN_CLASS = "unknown class (not in the json categories or label map)"
 
 _PASS_THROUGH_FORMATS = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png"}
 

@@ -7,6 +7,7 @@ Example `j` goes to shard `j % n`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from typing import Sequence
 
@@ -112,3 +113,60 @@ def write_examples(examples, writer: ShardedTFRecordWriter,
     summary.output_files = list(writer.paths)
     summary.check()
     return summary
+
+
+def build_example_from_boxes(encoded: bytes, *, width: int, height: int,
+                             boxes: Sequence[conversion.BoxAnnotation], source_id: str,
+                             filename: str, image_format: str = "jpeg") -> tf.train.Example:
+    """A detection tf.Example from encoded image bytes and absolute pixel boxes.
+
+    The boxes go through the converters' box rules (`conversion.clean_boxes`); the image bytes
+    are written as given, unchecked (tests use this to write corrupt images).
+    """
+    example = conversion.PreparedExample(
+        source_id=source_id, filename=filename, encoded=encoded, image_format=image_format,
+        width=width, height=height, sha256=hashlib.sha256(encoded).hexdigest())
+    conversion.clean_boxes(boxes, width, height, example)
+    return build_tf_example(example)
+
+
+def parse_example(serialized: bytes) -> dict:
+    """The fields of a detection tf.Example as Python values (for checks and inspection).
+
+    Returns:
+      {"source_id", "filename", "format": str; "height", "width": int; "encoded": bytes;
+       "boxes": [(ymin, xmin, ymax, xmax)] normalized; "labels": [int]; "texts": [str];
+       "is_crowd": [int]; "area": [float]}
+    """
+    feature = tf.train.Example.FromString(serialized).features.feature
+
+    def values(key, kind):
+        return list(getattr(feature[key], kind).value) if key in feature else []
+
+    def text(key):
+        found = values(key, "bytes_list")
+        return found[0].decode("utf8") if found else ""
+
+    boxes = list(zip(values(F.object_bbox_ymin, "float_list"),
+                     values(F.object_bbox_xmin, "float_list"),
+                     values(F.object_bbox_ymax, "float_list"),
+                     values(F.object_bbox_xmax, "float_list")))
+    return {
+        "source_id": text(F.source_id), "filename": text(F.filename),
+        "format": text(F.image_format),
+        "height": values(F.height, "int64_list")[0], "width": values(F.width, "int64_list")[0],
+        "encoded": values(F.image_encoded, "bytes_list")[0],
+        "boxes": boxes, "labels": values(F.object_class_label, "int64_list"),
+        "texts": [t.decode("utf8") for t in values(F.object_class_text, "bytes_list")],
+        "is_crowd": values(F.object_is_crowd, "int64_list"),
+        "area": values(F.object_area, "float_list"),
+    }
+
+
+def read_examples(file_pattern: str) -> list[dict]:
+    """`parse_example` of every record of every file matching the glob, files sorted."""
+    out = []
+    for path in sorted(tf.io.gfile.glob(file_pattern)):
+        for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
+            out.append(parse_example(record))
+    return out

@@ -1,0 +1,163 @@
+"""create_coco_tf_record: BCCD round trip, flawed inputs reported, parallel == inline, CLI."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from object_detection.dataset_tools import conversion, dataset_util
+from object_detection.dataset_tools.create_coco_tf_record import DROP_UNKNOWN_IMAGE, convert_coco
+
+REPO = Path(__file__).resolve().parents[2]
+BCCD = REPO.parent / "shared" / "datasets" / "bccd"
+needs_bccd = pytest.mark.skipif(not (BCCD / "annotations").is_dir(),
+                                reason=f"BCCD dataset not found at {BCCD}")
+
+
+def _jpeg(width: int, height: int, value: int = 128) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((height, width, 3), value, np.uint8)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+@needs_bccd
+def test_bccd_coco_round_trip_gives_the_source_boxes_image_by_image(tmp_path):
+    annotations = json.loads((BCCD / "annotations" / "instances_val.json").read_text())
+    summary = convert_coco(str(BCCD / "annotations" / "instances_val.json"),
+                           str(BCCD / "images"), str(tmp_path / "coco_val.record"), num_shards=3)
+
+    assert summary.output_files == [str(tmp_path / f"coco_val.record-0000{i}-of-00003")
+                                    for i in range(3)]
+    records = {r["source_id"]: r for r in
+               dataset_util.read_examples(str(tmp_path / "coco_val.record-?????-of-?????"))}
+    images = {str(i["id"]): i for i in annotations["images"]}
+    assert set(records) == set(images)
+    names = {c["id"]: c["name"] for c in annotations["categories"]}
+    for image_id, image in images.items():
+        record = records[image_id]
+        assert record["filename"] == image["file_name"]
+        assert (record["width"], record["height"]) == (image["width"], image["height"])
+        expected = [a for a in annotations["annotations"] if str(a["image_id"]) == image_id]
+        w, h = image["width"], image["height"]
+        got = [[xmin * w, ymin * h, (xmax - xmin) * w, (ymax - ymin) * h]
+               for ymin, xmin, ymax, xmax in record["boxes"]]
+        np.testing.assert_allclose(got, [a["bbox"] for a in expected], atol=1e-3)
+        assert record["labels"] == [a["category_id"] for a in expected]
+        assert record["texts"] == [names[a["category_id"]] for a in expected]
+        assert record["is_crowd"] == [0] * len(expected)
+        assert record["encoded"] == (BCCD / "images" / image["file_name"]).read_bytes()
+    assert (summary.images_read, summary.images_written) == (87, 87)
+    assert (summary.boxes_read, summary.boxes_written) == (1137, 1137)
+    assert not summary.images_skipped and not summary.boxes_dropped
+
+
+def _write_flawed_coco(tmp_path: Path) -> Path:
+    """Images: good, corrupt JPEG, no boxes, box partly outside, zero-area box, missing file,
+    crowd box, unknown category; plus an annotation of an image id not in the json."""
+    image_dir = tmp_path / "images"
+    image_dir.mkdir()
+    files = {"good.jpg": _jpeg(40, 30), "corrupt.jpg": _jpeg(40, 30)[:200],
+             "empty.jpg": _jpeg(40, 30), "outside.jpg": _jpeg(40, 30),
+             "zero.jpg": _jpeg(40, 30), "crowd.jpg": _jpeg(40, 30),
+             "unknown.jpg": _jpeg(40, 30), "png.png": b""}
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((30, 40), np.uint8)).save(buffer, "PNG")  # grayscale PNG
+    files["png.png"] = buffer.getvalue()
+    for name, data in files.items():
+        (image_dir / name).write_bytes(data)
+    names = ["good.jpg", "corrupt.jpg", "empty.jpg", "outside.jpg", "zero.jpg", "missing.jpg",
+             "crowd.jpg", "unknown.jpg", "png.png"]
+    images = [{"id": i + 1, "file_name": n, "width": 40, "height": 30}
+              for i, n in enumerate(names)]
+    box = lambda image_id, bbox, category=1, crowd=0: {
+        "image_id": image_id, "bbox": bbox, "category_id": category, "iscrowd": crowd,
+        "area": 1.0}
+    annotations = [
+        box(1, [4, 3, 8, 6]), box(1, [20, 10, 10, 10], category=2),
+        box(2, [1, 1, 5, 5]),  # on the corrupt image
+        box(4, [30, 20, 20, 20]), box(4, [50, 5, 5, 5]),  # partly, entirely outside
+        box(5, [10, 10, 0, 5]),  # zero width
+        box(6, [1, 1, 5, 5]),  # on the missing image
+        box(7, [0, 0, 40, 30], crowd=1), box(7, [2, 2, 4, 4]),
+        box(8, [2, 2, 4, 4], category=77),
+        box(9, [0, 0, 20, 15]),
+        box(99, [1, 1, 2, 2]),  # no such image
+    ]
+    for i, a in enumerate(annotations):
+        a["id"] = i + 1
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps({
+        "images": images, "annotations": annotations,
+        "categories": [{"id": 1, "name": "one"}, {"id": 2, "name": "two"}]}))
+    return path
+
+
+def test_flawed_inputs_are_each_reported_and_the_counts_add_up(tmp_path):
+    path = _write_flawed_coco(tmp_path)
+    summary = convert_coco(str(path), str(tmp_path / "images"), str(tmp_path / "out.record"))
+
+    assert summary.images_read == 9
+    assert summary.images_written == 7
+    assert dict(summary.images_skipped) == {conversion.SKIP_CORRUPT_IMAGE: 1,
+                                            conversion.SKIP_MISSING_FILE: 1}
+    assert [name for name, _ in summary.skipped_images] == ["corrupt.jpg", "missing.jpg"]
+    assert summary.images_without_boxes == 3  # empty.jpg; zero.jpg, unknown.jpg: box dropped
+    assert summary.boxes_read == 12
+    assert dict(summary.boxes_dropped) == {
+        conversion.DROP_IMAGE_SKIPPED: 2, conversion.DROP_OUTSIDE: 1,
+        conversion.DROP_ZERO_AREA: 1, f"{conversion.DROP_UNKNOWN_CLASS}: '77'": 1,
+        DROP_UNKNOWN_IMAGE: 1}
+    assert summary.boxes_written == 6
+    assert summary.boxes_clipped == 1 and summary.clipped_boxes == [("outside.jpg", 1)]
+    assert summary.crowd_boxes_written == 1
+    report = summary.format()
+    for text in ("corrupt.jpg", "missing.jpg", "zero.jpg", "outside.jpg", "unknown.jpg"):
+        assert text in report
+
+    records = {r["filename"]: r for r in dataset_util.read_examples(str(tmp_path / "out.record*"))}
+    assert sorted(records) == ["crowd.jpg", "empty.jpg", "good.jpg", "outside.jpg", "png.png",
+                               "unknown.jpg", "zero.jpg"]
+    np.testing.assert_allclose(records["good.jpg"]["boxes"],
+                               [[3 / 30, 4 / 40, 9 / 30, 12 / 40], [10 / 30, 0.5, 20 / 30, 0.75]])
+    assert records["good.jpg"]["labels"] == [1, 2]
+    assert records["good.jpg"]["source_id"] == "1"
+    np.testing.assert_allclose(records["outside.jpg"]["boxes"], [[20 / 30, 0.75, 1.0, 1.0]])
+    assert records["empty.jpg"]["boxes"] == [] and records["zero.jpg"]["boxes"] == []
+    assert records["crowd.jpg"]["is_crowd"] == [1, 0]
+    assert records["png.png"]["format"] == "png"
+
+
+def test_parallel_workers_write_what_one_process_writes(tmp_path):
+    path = _write_flawed_coco(tmp_path)
+    inline = convert_coco(str(path), str(tmp_path / "images"), str(tmp_path / "a.record"),
+                          num_shards=2, num_workers=1)
+    parallel = convert_coco(str(path), str(tmp_path / "images"), str(tmp_path / "b.record"),
+                            num_shards=2, num_workers=2)
+    assert parallel.format().replace("b.record", "a.record") == inline.format()
+    for shard in ("00000", "00001"):
+        assert (dataset_util.read_examples(str(tmp_path / f"a.record-{shard}-of-00002"))
+                == dataset_util.read_examples(str(tmp_path / f"b.record-{shard}-of-00002")))
+
+
+def test_runs_as_a_module_with_the_od_api_flags(tmp_path):
+    path = _write_flawed_coco(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "object_detection.dataset_tools.create_coco_tf_record",
+         f"--val_annotations_file={path}", f"--val_image_dir={tmp_path / 'images'}",
+         f"--train_annotations_file={path}", f"--train_image_dir={tmp_path / 'images'}",
+         f"--output_dir={tmp_path / 'out'}", "--train_num_shards=2", "--val_num_shards=1",
+         "--num_workers=1", "--noprogress"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(os.listdir(tmp_path / "out")) == [
+        "coco_train.record-00000-of-00002", "coco_train.record-00001-of-00002",
+        "coco_val.record-00000-of-00001"]
+    assert "images: read 9, written 7, skipped 2" in result.stderr
