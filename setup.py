@@ -20,6 +20,7 @@ setup(
         "absl-py>=2.1",
         "tqdm>=4.66",
         "matplotlib>=3.8",
+        "tensorboard>=2.20",  # tf.summary needs it; TF 2.21 no longer depends on it
     ],
     extras_require={
         "test": ["pytest>=8", "grpcio-tools==1.85.1"],
