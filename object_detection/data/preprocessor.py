@@ -124,9 +124,9 @@ def _boxes_for_sampler(boxes: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     OD API's `use_image_if_no_bounding_boxes=True` does for an image without boxes.
     """
     boxes = tf.clip_by_value(boxes, 0.0, 1.0)
-    first = tf.argmax(tf.cast(mask, tf.int32), output_type=tf.int32)
-    fill = tf.cond(tf.reduce_any(mask), lambda: boxes[first],
-                   lambda: tf.constant([0.0, 0.0, 1.0, 1.0]))
+    first = mask & tf.equal(tf.cumsum(tf.cast(mask, tf.int32)), 1)  # one-hot; works for N = 0
+    fill = tf.reduce_sum(tf.where(first[:, tf.newaxis], boxes, 0.0), axis=0)  # [4]
+    fill = tf.where(tf.reduce_any(mask), fill, tf.constant([0.0, 0.0, 1.0, 1.0]))
     return tf.where(mask[:, tf.newaxis], boxes, fill)[tf.newaxis]  # [1, N, 4]
 
 
