@@ -55,6 +55,7 @@ ON_CORRUPT_CHOICES = ("skip", "stop")
 _INDEX = "_record_index"  # private keys of per-file elements, removed before batching
 _END = "_end_of_file"
 _LABELS_OK = "_labels_ok"
+_EXPECTED = "_expected_index"
 _BOX_FIELDS = (InputFields.groundtruth_boxes, InputFields.groundtruth_classes,
                InputFields.groundtruth_weights, InputFields.groundtruth_is_crowd,
                InputFields.groundtruth_area)
@@ -250,23 +251,31 @@ class _Pipeline:
         examples = examples.ignore_errors()
         stride = tf.constant(self.stride, tf.int64)
 
-        def check(expected_index, element):
-            index = element.pop(_INDEX)
+        def find_gap(expected_index, element):
+            # Only bookkeeping here: a failure inside scan would leave its state behind and
+            # make the next element report a gap twice, so checks run in the map below.
+            element[_EXPECTED] = expected_index
+            return element[_INDEX] + stride, element
+
+        def check(element):
+            element = dict(element)
+            index, expected_index = element.pop(_INDEX), element.pop(_EXPECTED)
             labels_ok = element.pop(_LABELS_OK)
             report = tf.cond(
                 index > expected_index,
                 lambda: tf.py_function(self._report, [filename, expected_index, index, stride],
                                        tf.int64),
                 lambda: tf.constant(0, tf.int64))
-            message = tf.strings.format(
-                "{}: record {} has class labels outside 1..num_classes ({}); the label map / "
-                "num_classes do not match the records",
-                (filename, index, self.decoder.num_classes or -1))
+            message = tf.strings.join([
+                filename, ": record ", tf.strings.as_string(index), " has class labels "
+                f"outside 1..num_classes ({self.decoder.num_classes}); the label map / "
+                "num_classes do not match the records"])
             labels = tf.debugging.Assert(labels_ok, [message])
             with tf.control_dependencies([report, labels]):
-                return index + stride, element
+                element[_END] = tf.identity(element[_END])
+            return element
 
-        examples = examples.scan(tf.constant(self.offset, tf.int64), check)
+        examples = examples.scan(tf.constant(self.offset, tf.int64), find_gap).map(check)
         examples = examples.filter(lambda element: ~element[_END])
         return examples.map(lambda element: {k: v for k, v in element.items() if k != _END})
 
