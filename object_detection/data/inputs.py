@@ -340,7 +340,7 @@ def build_train_dataset(file_pattern: str | Sequence[str], *, batch_size: int,
     file_order = file_order.repeat().enumerate()  # (visit, filename): one seed per visit
     dataset = file_order.interleave(
         pipeline.read_file, cycle_length=cycle_length, block_length=1,
-        num_parallel_calls=cycle_length, deterministic=deterministic)
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if shuffle_buffer_size > 1:
         dataset = dataset.shuffle(shuffle_buffer_size, seed=seed)
     return _finish(dataset, batch_size, drop_remainder=True, deterministic=deterministic)
@@ -373,5 +373,5 @@ def build_eval_dataset(file_pattern: str | Sequence[str], *, batch_size: int,
     file_order = tf.data.Dataset.from_tensor_slices(files).enumerate()
     dataset = file_order.interleave(
         pipeline.read_file, cycle_length=cycle_length, block_length=1,
-        num_parallel_calls=cycle_length, deterministic=True)
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return _finish(dataset, batch_size, drop_remainder=False, deterministic=True)
