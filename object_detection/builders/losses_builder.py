@@ -26,6 +26,13 @@ def build(ssd_config: ssd_pb2.Ssd, path: str = "model.ssd") -> LossOptions:
                           "replaces hard example mining in this recipe).")
     if loss.HasField("random_example_sampler"):
         raise ConfigError(f"{path}.loss.random_example_sampler: is not supported.")
+    if loss.equalization_loss.weight > 0:
+        raise ConfigError(f"{path}.loss.equalization_loss: is not supported (weight "
+                          f"{loss.equalization_loss.weight}); remove it or set weight: 0.")
+    if loss.expected_loss_weights != losses_pb2.Loss.NONE:
+        name = losses_pb2.Loss.ExpectedLossWeights.Name(loss.expected_loss_weights)
+        raise ConfigError(f"{path}.loss.expected_loss_weights: {name} is not supported; "
+                          "expected NONE.")
     alpha, gamma = None, 2.0
     if cls_which == "weighted_sigmoid_focal":
         focal = loss.classification_loss.weighted_sigmoid_focal

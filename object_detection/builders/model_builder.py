@@ -70,6 +70,9 @@ def image_size(ssd_config: ssd_pb2.Ssd, path: str = "model.ssd") -> tuple[int, i
     if r.height <= 0 or r.width <= 0:
         raise ConfigError(f"{path}.image_resizer.fixed_shape_resizer: height and width must be "
                           f"> 0, got {r.height}x{r.width}.")
+    if r.convert_to_grayscale:
+        raise ConfigError(f"{path}.image_resizer.fixed_shape_resizer.convert_to_grayscale: is "
+                          "not supported (the model takes RGB input).")
     return int(r.height), int(r.width)
 
 

@@ -26,6 +26,9 @@ def build(config: post_processing_pb2.PostProcessing,
     converter = post_processing_pb2.PostProcessing.ScoreConverter.Name(config.score_converter)
     if converter not in ("SIGMOID", "IDENTITY", "SOFTMAX"):
         raise ConfigError(f"{path}.score_converter: {converter} is not supported.")
+    if config.HasField("calibration_config"):
+        raise ConfigError(f"{path}.calibration_config: is not supported (scores are not "
+                          "calibrated).")
     if config.logit_scale <= 0:
         raise ConfigError(f"{path}.logit_scale: must be > 0, got {config.logit_scale}.")
     return PostprocessOptions(
