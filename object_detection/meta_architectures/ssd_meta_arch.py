@@ -223,17 +223,22 @@ class SSDMetaArch(keras.Model):
         targets = self.assign_targets(groundtruth)
         return self.losses_from_targets(predictions, targets, targets["num_matches"])
 
-    def postprocess(self, predictions: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    def postprocess(self, predictions: Mapping[str, tf.Tensor],
+                    true_image_shapes: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
         """Decoded, scored, non-max-suppressed detections.
 
         Args:
           predictions: the output of `call`.
+          true_image_shapes: int32 [B, 3], accepted for the OD API signature
+            `postprocess(prediction_dict, true_image_shapes)`; not needed: with the
+            fixed_shape_resizer every image fills the model input, and boxes are normalized to it.
 
         Returns:
           detection_boxes float32 [B, D, 4] yxyx normalized to the model input (clipped to
           [0, 1]), detection_scores float32 [B, D], detection_classes float32 [B, D] 0-based,
           num_detections int32 [B]; rows past num_detections are zeros.
         """
+        del true_image_shapes  # see Args
         opts = self.postprocess_options
         batch = tf.shape(predictions[P.box_encodings])[0]
         anchors = tf.broadcast_to(self.anchors, [batch, self.num_anchors, 4])
