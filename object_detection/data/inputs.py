@@ -169,11 +169,13 @@ class _Pipeline:
             if self.on_corrupt == "stop":
                 self.counter.add(filename, index)
                 raise DataError(f"{filename}: record {index} is corrupt (its tf.Example cannot "
-                                "be parsed or its image decoded); stopping as on_corrupt='stop' "
-                                "asks. Use on_corrupt='skip' to skip such records.")
+                                "be parsed, its image cannot be decoded, or the file is "
+                                "truncated there); stopping as on_corrupt='stop' asks. Use "
+                                "on_corrupt='skip' to skip such records.")
             total = self.counter.add(filename, index)
-            logging.warning("%s: record %d is corrupt (its tf.Example cannot be parsed or its "
-                            "image decoded); skipped (%d corrupt records so far).",
+            logging.warning("%s: record %d is corrupt (its tf.Example cannot be parsed, its "
+                            "image cannot be decoded, or the file is truncated there); "
+                            "skipped (%d corrupt records so far).",
                             filename, index, total)
         return 0
 

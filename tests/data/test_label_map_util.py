@@ -8,7 +8,8 @@ import pytest
 from object_detection.data import label_map_util
 from object_detection.utils.errors import ConfigError
 
-MSCOCO = Path(__file__).resolve().parents[2] / "object_detection" / "data" / "mscoco_label_map.pbtxt"
+MSCOCO = (Path(__file__).resolve().parents[2] / "object_detection" / "data"
+          / "mscoco_label_map.pbtxt")
 
 TEXT = """
 item { name: "/m/01g317" id: 1 display_name: "person" }

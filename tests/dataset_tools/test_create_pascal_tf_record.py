@@ -44,7 +44,8 @@ def test_bccd_voc_round_trip_gives_the_xml_boxes_and_the_coco_records(tmp_path):
                              image_list=str(BCCD / "annotations" / "val.txt"))
 
     ids = (BCCD / "annotations" / "val.txt").read_text().split()
-    records = {r["source_id"]: r for r in dataset_util.read_examples(str(tmp_path / "voc_val.record"))}
+    records = {r["source_id"]: r
+               for r in dataset_util.read_examples(str(tmp_path / "voc_val.record"))}
     assert sorted(records) == sorted(ids)
     boxes_in_xml = 0
     for image_id in ids:
@@ -66,7 +67,8 @@ def test_bccd_voc_round_trip_gives_the_xml_boxes_and_the_coco_records(tmp_path):
 
     convert_coco(str(BCCD / "annotations" / "instances_val.json"), str(BCCD / "images"),
                  str(tmp_path / "coco_val.record"))
-    coco = {r["filename"]: r for r in dataset_util.read_examples(str(tmp_path / "coco_val.record*"))}
+    coco = {r["filename"]: r
+            for r in dataset_util.read_examples(str(tmp_path / "coco_val.record*"))}
     for record in records.values():
         twin = coco[record["filename"]]
         assert sorted(zip(record["labels"], record["boxes"])) == sorted(
