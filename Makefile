@@ -15,7 +15,7 @@ $(STAMP): setup.py
 	$(PY) -m pip install -e '.[test]'
 	touch $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) horovod
 	$(PY) -m pytest -q
 
 test-slow: $(STAMP)

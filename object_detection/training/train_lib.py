@@ -137,8 +137,11 @@ def make_train_step(session: Session):
         grads = tape.gradient(total, model.trainable_variables)
         return losses, grads
 
+    groundtruth_keys = (F.groundtruth_boxes, F.groundtruth_classes, F.groundtruth_weights,
+                        F.num_groundtruth_boxes)
+
     def replica_step(batch):
-        targets = assign(batch)
+        targets = assign({k: batch[k] for k in groundtruth_keys if k in batch})
         num_matches = engine.sum_across_replicas(targets.pop("num_matches"))
         losses, grads = forward_backward(batch[F.image], targets, num_matches)
         grads = engine.aggregate_gradients(grads)

@@ -1,0 +1,136 @@
+"""The training loop on the small CPU config: train, checkpoint, resume, evaluate, fail safely."""
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from object_detection.core.standard_fields import InputFields as F
+from object_detection.training import dllogger, distribution, train_lib
+from object_detection.utils import config_util
+
+from .conftest import REPO, SMALL_CONFIG
+
+
+def _configs(overrides, *extra):
+    return config_util.get_configs_from_pipeline_file(SMALL_CONFIG,
+                                                      config_override=[*overrides, *extra])
+
+
+def _train(configs, model_dir, steps, **options):
+    opts = train_lib.RunOptions(model_dir=str(model_dir), num_train_steps=steps,
+                                log_every_n=2, **{"eval_count": 0, **options})
+    return train_lib.train(configs, opts, distribution.make_engine("tf", "default"))
+
+
+def test_train_checkpoint_resume_and_evaluate(small_overrides, tmp_path, capsys):
+    configs = _configs(small_overrides)
+    report = tmp_path / "report.json"
+    _train(configs, tmp_path, 4, checkpoint_every_n=2, raport_file=str(report))
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-4")
+    assert (tmp_path / "pipeline.config").exists()
+
+    metrics = _train(configs, tmp_path, 6, eval_count=1, raport_file=str(report))
+    out = capsys.readouterr().out
+    assert "resuming from" in out and "at step 4" in out
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-6")
+    # pycocotools' summary, its 12 lines as pycocotools prints them.
+    summary = [l for l in out.splitlines() if l.startswith((" Average Precision", " Average Recall"))]
+    assert len(summary) == 12
+    assert summary[1].startswith(" Average Precision  (AP) @[ IoU=0.50      | area=   all |")
+    assert 0.0 <= metrics["mAP@0.5"] <= 1.0 and math.isfinite(metrics["train_throughput"])
+    steps = [r["step"] for r in dllogger.read_report(str(report)) if isinstance(r["step"], int)
+             and "total_loss" in r["data"]]
+    assert steps == [2, 4, 6]  # the step count continues across the restart
+    assert any("mAP" in r["data"] for r in dllogger.read_report(str(report)))
+    assert (tmp_path / "best" / "best.json").exists()
+    assert list((tmp_path / "eval").glob("detections_step_6.json"))
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_float32_and_bfloat16_train(small_overrides, tmp_path, policy):
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        result = _train(_configs(small_overrides), tmp_path, 2, amp=policy != "float32")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert result["steps"] == 2 and result["train_throughput"] > 0
+
+
+def test_allow_xla_compiles_and_trains(small_overrides, tmp_path):
+    result = _train(_configs(small_overrides), tmp_path, 2, allow_xla=True)
+    assert result["steps"] == 2
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-2")
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(small_overrides, tmp_path,
+                                                           monkeypatch):
+    configs = _configs(small_overrides)
+    _train(configs, tmp_path, 2)
+    good = tf.train.latest_checkpoint(str(tmp_path))
+    reader = tf.train.load_checkpoint(good)
+    before = {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+              if "OPTIMIZER" not in k and k != "_CHECKPOINTABLE_OBJECT_GRAPH"}
+
+    def nan_dataset_fn(session):
+        def fn(input_context=None):
+            h, w = session.model.image_size
+            batch = {
+                F.image: np.full([4, h, w, 3], np.nan, np.float32),
+                F.groundtruth_boxes: np.tile([[[0.1, 0.1, 0.5, 0.5]]], [4, 20, 1]).astype(
+                    np.float32),
+                F.groundtruth_classes: np.zeros([4, 20], np.int32),
+                F.groundtruth_weights: np.ones([4, 20], np.float32),
+                F.num_groundtruth_boxes: np.ones([4], np.int32),
+            }
+            return tf.data.Dataset.from_tensors(batch).repeat()
+        return fn
+
+    monkeypatch.setattr(train_lib, "_random_dataset_fn", nan_dataset_fn)
+    with pytest.raises(train_lib.TrainingDivergedError, match=r"loss is nan at step 3.*ckpt-2"):
+        _train(configs, tmp_path, 10, random_data=True, checkpoint_every_n=1)
+    assert tf.train.latest_checkpoint(str(tmp_path)) == good
+    reader = tf.train.load_checkpoint(good)
+    for k, v in before.items():
+        np.testing.assert_array_equal(reader.get_tensor(k), v)
+        assert np.all(np.isfinite(reader.get_tensor(k))) if v.dtype.kind == "f" else True
+
+
+def _model_main(args, **kwargs):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
+    return subprocess.Popen([sys.executable, str(REPO / "object_detection" / "model_main.py"),
+                             *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, cwd=REPO, **kwargs)
+
+
+def test_sigkill_then_restart_resumes_from_the_last_checkpoint(small_overrides, tmp_path):
+    args = ["--pipeline_config_path", SMALL_CONFIG, "--model_dir", str(tmp_path),
+            "--eval_count", "0", "--checkpoint_every_n", "2", "--log_every_n", "2"]
+    args += [f"--config_override={o}" for o in small_overrides]
+    proc = _model_main(args + ["--num_train_steps", "100000"])
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        latest = tf.train.latest_checkpoint(str(tmp_path))
+        if latest and int(latest.rsplit("-", 1)[1]) >= 4:
+            break
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)  # no clean-up, possibly in the middle of a save
+    proc.wait(timeout=60)
+    latest = tf.train.latest_checkpoint(str(tmp_path))
+    assert latest, "no checkpoint was written before the kill"
+    killed_at = int(latest.rsplit("-", 1)[1])
+
+    restart = _model_main(args + ["--num_train_steps", str(killed_at + 2)])
+    out, _ = restart.communicate(timeout=300)
+    assert restart.returncode == 0, out[-3000:]
+    assert f"at step {killed_at}" in out
+    assert f"step {killed_at + 2}/{killed_at + 2}" in out
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith(f"ckpt-{killed_at + 2}")
