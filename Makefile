@@ -21,8 +21,19 @@ test: $(STAMP) horovod
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
+DEMO := demo_output
 demo: $(STAMP)
-	@echo "make demo arrives with the training issue (#4); see README.md." && exit 1
+	$(PY) -m object_detection.dataset_tools.create_shapes_dataset --output_dir $(DEMO)/shapes \
+	    --num_train 600 --num_val 100 --image_size 128
+	rm -rf $(DEMO)/model
+	$(PY) object_detection/model_main.py \
+	    --pipeline_config_path configs/ssd_mobilenet_v2_fpn_shapes_128_cpu.config \
+	    --model_dir $(DEMO)/model --eval_count 1 --log_every_n 100 \
+	    --raport_file $(DEMO)/model/report.json \
+	    --config_override "train_input_reader.tf_record_input_reader.input_path=$(DEMO)/shapes/coco_train.record*" \
+	    --config_override "eval_input_reader.0.tf_record_input_reader.input_path=$(DEMO)/shapes/coco_val.record*" \
+	    --config_override "train_input_reader.label_map_path=$(DEMO)/shapes/label_map.pbtxt" \
+	    --config_override "eval_input_reader.0.label_map_path=$(DEMO)/shapes/label_map.pbtxt"
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -337,7 +337,7 @@ def evaluate(session: Session, step: int) -> dict[str, float]:
         sample_1_of_n=options.sample_1_of_n_eval_examples, on_corrupt=options.on_corrupt)
     num_examples = int(configs["eval_config"].num_examples or 0)
 
-    @tf.function
+    @tf.function(reduce_retracing=True)  # the last batch of an epoch may be partial
     def detect(images):
         return model.postprocess(model(images, training=False))
 
