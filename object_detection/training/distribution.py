@@ -32,13 +32,8 @@ STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 
 
 def horovod_launched() -> bool:
-    """True when this process was started by horovodrun / mpirun with more than one rank."""
-    for var in ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK"):
-        if var in os.environ:
-            size = os.environ.get("HOROVOD_SIZE") or os.environ.get("OMPI_COMM_WORLD_SIZE") \
-                or os.environ.get("PMI_SIZE") or "1"
-            return int(size) >= 1
-    return False
+    """True when this process was started by horovodrun or mpirun."""
+    return any(v in os.environ for v in ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK"))
 
 
 class Engine:
@@ -70,8 +65,8 @@ class Engine:
     def aggregate_gradients(self, grads):
         return grads
 
-    def after_first_step(self, variables) -> None:
-        """Hook after variables exist (Horovod broadcasts rank 0's values)."""
+    def broadcast_initial_state(self, variables) -> None:
+        """Makes every worker start from the chief's values (Horovod; tf.distribute does it)."""
 
     def allgather_object(self, obj: Any) -> list:
         return [obj]
@@ -205,7 +200,7 @@ class HorovodEngine(Engine):
     def aggregate_gradients(self, grads):
         return [None if g is None else self.hvd.allreduce(g, op=self.hvd.Sum) for g in grads]
 
-    def after_first_step(self, variables):
+    def broadcast_initial_state(self, variables):
         # Keras 3 variables wrap a tf.Variable; Horovod's broadcast needs the tf.Variable itself.
         self.hvd.broadcast_variables([getattr(v, "value", v) for v in variables], root_rank=0)
 

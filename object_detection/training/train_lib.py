@@ -35,7 +35,7 @@ import tensorflow as tf
 from object_detection.builders import dataset_builder, model_builder, optimizer_builder
 from object_detection.core.standard_fields import InputFields as F
 from object_detection.core.standard_fields import LossFields
-from object_detection.data import label_map_util
+from object_detection.data import inputs, label_map_util
 from object_detection.evaluation import coco_evaluation
 from object_detection.training import checkpoints as ckpt_lib
 from object_detection.training import distribution
@@ -206,7 +206,8 @@ def train(configs: Mapping[str, Any], options: RunOptions,
         session.checkpoint, _chief_or_temp_dir(options.model_dir, engine),
         max_to_keep=options.keep_checkpoint_max, step_counter=session.optimizer.iterations)
     restored = ckpt_lib.restore_or_initialize(session, options.model_dir)
-    engine.after_first_step(list(session.model.variables) + list(session.optimizer.variables))
+    engine.broadcast_initial_state(
+        list(session.model.variables) + list(session.optimizer.variables))
     start = session.step
     if engine.is_chief:
         from object_detection.utils import config_util
@@ -293,12 +294,16 @@ def train(configs: Mapping[str, Any], options: RunOptions,
         "train_first_step_s": step_times[0] if step_times else 0.0,
         "train_elapsed_s": time.perf_counter() - run_start,
         "steps": step - start,
+        "corrupt_records_skipped": inputs.DEFAULT_CORRUPT_RECORD_COUNTER.count,
     }
     session.report.log([], summary)
     if engine.is_chief:
         print(f"trained steps {start}..{step}: {summary['train_throughput']:.2f} img/s "
               f"(median step {np.median(timed):.3f} s), first step "
               f"{summary['train_first_step_s']:.1f} s", flush=True)
+        if summary["corrupt_records_skipped"]:
+            print(f"corrupt records skipped: {summary['corrupt_records_skipped']} "
+                  f"(first: {inputs.DEFAULT_CORRUPT_RECORD_COUNTER.records[:5]})", flush=True)
     return {**metrics, **summary}
 
 

@@ -75,7 +75,8 @@ def main() -> int:
         CONFIG, config_override=OVERRIDES + [f"train_config.batch_size={batch}"])
     options = train_lib.RunOptions(model_dir=os.path.dirname(args.out), eval_count=0)
     session = train_lib.Session(configs, options, engine)
-    engine.after_first_step(list(session.model.variables) + list(session.optimizer.variables))
+    engine.broadcast_initial_state(
+        list(session.model.variables) + list(session.optimizer.variables))
     data = global_batch(PER_WORKER_BATCH * 2)
 
     def dataset_fn(input_context=None):
