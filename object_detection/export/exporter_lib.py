@@ -1,0 +1,230 @@
+"""SavedModel export of a trained detector (OD API `exporter_lib_v2`, input type image_tensor).
+
+Layout written to `output_directory` (as the OD API's `exporter_main_v2.py`):
+
+    saved_model/       the SavedModel; signature `serving_default`
+    pipeline.config    the effective pipeline config (overrides applied)
+
+Signature `serving_default`:
+  input  `input_tensor`: uint8 [B, H, W, 3], RGB, any batch size and any image size
+         (all images of one batch share H and W);
+  output `detection_boxes` float32 [B, D, 4] yxyx normalized to the input image,
+         `detection_scores` float32 [B, D], `detection_classes` float32 [B, D] label-map ids
+         (1-based, as the OD API), `num_detections` float32 [B]; rows past num_detections are 0.
+
+Inside, the images are resized (bilinear, aspect ratio not kept: the model's
+`fixed_shape_resizer`, exactly as the input pipeline does for evaluation) to the model's fixed
+size, run through the network and post-processed (decode, sigmoid, batched NMS). Because the
+resize stretches the whole image with no padding, boxes normalized to the model input are also
+normalized to the original image. No op is pinned to a device, so the same SavedModel runs on a
+CPU or a GPU.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Mapping, Sequence
+
+import tensorflow as tf
+
+from object_detection.builders import model_builder
+from object_detection.core.standard_fields import DetectionResultFields as D
+from object_detection.meta_architectures import ssd_meta_arch
+from object_detection.utils import config_util
+
+logger = logging.getLogger("object_detection")
+
+CLASS_ID_OFFSET = 1  # model classes are 0-based; label-map ids (and exported classes) 1-based
+INPUT_NAME = "input_tensor"  # the OD API's name of the image_tensor input
+SERVING_SIGNATURE = "serving_default"
+SAVED_MODEL_DIRNAME = "saved_model"
+
+
+def build_model(configs: Mapping[str, Any]) -> ssd_meta_arch.SSDMetaArch:
+    """The detector of `configs["model"]`, with its weights created (randomly initialized)."""
+    model = model_builder.build(configs["model"], is_training=False)
+    model.build()
+    return model
+
+
+def resolve_checkpoint(checkpoint: str) -> str:
+    """A checkpoint prefix from a directory (its newest checkpoint) or a prefix.
+
+    Raises:
+      FileNotFoundError: no checkpoint there.
+    """
+    if os.path.isdir(checkpoint):
+        latest = tf.train.latest_checkpoint(checkpoint)
+        if latest is None:
+            raise FileNotFoundError(f"{checkpoint}: no checkpoint in this directory (expected a "
+                                    "`checkpoint` index file written by training).")
+        return latest
+    if not tf.io.gfile.glob(checkpoint + ".index"):
+        raise FileNotFoundError(f"{checkpoint}: neither a directory with checkpoints nor a "
+                                "checkpoint prefix (no .index file).")
+    return checkpoint
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot give the model all its weights."""
+
+
+def unreachable_variables(model: ssd_meta_arch.SSDMetaArch) -> list[str]:
+    """Paths of the model variables that `tf.train.Checkpoint(model=model)` cannot reach.
+
+    tf.train.Checkpoint follows tracked attributes; a Keras 3 layer's sublayers held only in a
+    dict or list attribute are not tracked for it (Keras' own tracker is not a TF trackable), so
+    their variables are neither written to nor read from checkpoints through `model`.
+    """
+    root = tf.train.Checkpoint(model=model)
+    reachable = {id(obj) for obj in tf.train.TrackableView(root).descendants()}
+    return [v.path for v in model.variables if id(v) not in reachable]
+
+
+def restore_model(model: ssd_meta_arch.SSDMetaArch, checkpoint: str) -> str:
+    """Loads the model weights of a training checkpoint (optimizer slots are skipped).
+
+    Args:
+      model: a built model of the checkpoint's config.
+      checkpoint: a model directory or a checkpoint prefix.
+
+    Returns:
+      The checkpoint prefix read.
+
+    Raises:
+      FileNotFoundError: no checkpoint there.
+      CheckpointError: some model variables cannot come from a checkpoint (see
+        `unreachable_variables`), or the checkpoint lacks some that can.
+    """
+    path = resolve_checkpoint(checkpoint)
+    missing = unreachable_variables(model)
+    if missing:
+        raise CheckpointError(
+            f"{len(missing)} of the model's {len(model.variables)} variables are not reachable "
+            f"by tf.train.Checkpoint(model=model), so no checkpoint holds them (e.g. "
+            f"{', '.join(missing[:3])}): their layers are kept only in dict or list attributes, "
+            "which Keras 3 does not track for tf.train.Checkpoint. Exporting would give "
+            "freshly initialized weights for them. Fix: assign each such layer to its own "
+            "attribute (e.g. self.projection_l3) in the model code, then retrain.")
+    status = tf.train.Checkpoint(model=model).restore(path).expect_partial()
+    try:
+        status.assert_existing_objects_matched()  # every model variable comes from the file
+    except AssertionError as e:
+        raise CheckpointError(f"{path}: does not match the model of this config: {e}") from None
+    logger.info("restored model weights from %s", path)
+    return path
+
+
+class _Untracked:
+    """Holds an object without making it a trackable dependency of a tf.Module."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+class DetectionModule(tf.Module):
+    """The detector as a SavedModel-ready module: uint8 images of any size -> detections.
+
+    Args:
+      model: a built (and restored) `SSDMetaArch`.
+    """
+
+    def __init__(self, model: ssd_meta_arch.SSDMetaArch):
+        super().__init__(name="detection_module")
+        # The SavedModel keeps the variables, not the Keras object graph: the FPN and predictor
+        # hold dicts keyed by int level, which SavedModel's object graph cannot serialize (as
+        # Keras' own ExportArchive, track the variables in a list and hide the layer object).
+        self._holder = _Untracked(model)
+        self.model_variables = list(model.variables)
+
+    @property
+    def model(self) -> ssd_meta_arch.SSDMetaArch:
+        return self._holder.value
+
+    def detect(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The detections of a batch (the body of the serving signature).
+
+        Args:
+          images: uint8 (or float 0..255) [B, H, W, 3], RGB.
+
+        Returns:
+          See the module docstring (`detection_classes` 1-based, `num_detections` float32).
+        """
+        height, width = self.model.image_size
+        images = tf.cast(images, tf.float32)
+        # The method of data.preprocessor.fixed_shape_resizer, which fed the model in training.
+        images = tf.image.resize(images, [height, width], method="bilinear")  # [B, h, w, 3]
+        detections = self.model.postprocess(self.model(images, training=False))
+        return {
+            D.detection_boxes: tf.cast(detections[D.detection_boxes], tf.float32),
+            D.detection_scores: tf.cast(detections[D.detection_scores], tf.float32),
+            D.detection_classes: tf.cast(detections[D.detection_classes], tf.float32)
+            + CLASS_ID_OFFSET,
+            D.num_detections: tf.cast(detections[D.num_detections], tf.float32),
+        }
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None, None, None, 3], tf.uint8, name=INPUT_NAME)])
+    def __call__(self, input_tensor: tf.Tensor) -> dict[str, tf.Tensor]:
+        return self.detect(input_tensor)
+
+
+def export_model(model: ssd_meta_arch.SSDMetaArch, configs: Mapping[str, Any],
+                 output_directory: str) -> str:
+    """Writes the SavedModel of `model` (as it is) and pipeline.config into `output_directory`.
+
+    Returns:
+      The SavedModel directory (`output_directory/saved_model`).
+    """
+    module = DetectionModule(model)
+    concrete = module.__call__.get_concrete_function()
+    os.makedirs(output_directory, exist_ok=True)
+    saved_model_dir = os.path.join(output_directory, SAVED_MODEL_DIRNAME)
+    tf.saved_model.save(module, saved_model_dir, signatures={SERVING_SIGNATURE: concrete})
+    config_path = config_util.save_pipeline_config(
+        config_util.create_pipeline_proto_from_configs(
+            {k: v for k, v in configs.items() if not k.startswith("_")}),
+        output_directory)
+    os.chmod(config_path, 0o644)  # readable like the SavedModel files beside it
+    logger.info("wrote %s and %s", saved_model_dir, config_path)
+    return saved_model_dir
+
+
+def export_inference_graph(configs: Mapping[str, Any], trained_checkpoint: str | None,
+                           output_directory: str) -> str:
+    """Builds the model of `configs`, restores the checkpoint and exports it.
+
+    Args:
+      configs: the dict of `config_util.get_configs_from_pipeline_file`.
+      trained_checkpoint: a model directory or checkpoint prefix; None exports random weights
+        (tests, benchmarks).
+      output_directory: created if needed; an existing export there is replaced.
+
+    Returns:
+      The SavedModel directory (`output_directory/saved_model`).
+    """
+    model = build_model(configs)
+    if trained_checkpoint:
+        restore_model(model, trained_checkpoint)
+    else:
+        logger.warning("no checkpoint given: exporting randomly initialized weights")
+    return export_model(model, configs, output_directory)
+
+
+def export_from_pipeline_file(pipeline_config_path: str, trained_checkpoint: str | None,
+                              output_directory: str,
+                              config_override: Sequence[str] = ()) -> str:
+    """`export_inference_graph` from a pipeline config file and overrides."""
+    configs = config_util.get_configs_from_pipeline_file(pipeline_config_path,
+                                                         config_override=list(config_override))
+    return export_inference_graph(configs, trained_checkpoint, output_directory)
+
+
+def saved_model_path(path: str) -> str:
+    """The SavedModel directory of an export: `path` itself or `path/saved_model`."""
+    if tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
+        return path
+    inner = os.path.join(path, SAVED_MODEL_DIRNAME)
+    if tf.io.gfile.exists(os.path.join(inner, "saved_model.pb")):
+        return inner
+    raise FileNotFoundError(f"{path}: no saved_model.pb here nor in {inner}.")
