@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Inference benchmark of SSD320 v1.2 in FP16 (examples/SSD320_inference.py on
+# configs/ssd320_full_1gpus.config): img/s and latency avg/p50/p90/p95/p99.
+# Usage: examples/SSD320_FP16_inference.sh [CKPT_DIR] [CONFIG_DIR] [flags...]
+#        (--help prints the usage; DRY_RUN=1 prints the command only)
+# e.g.   bash examples/SSD320_FP16_inference.sh /results/SSD320_FP16_1GPU configs --batch_size=8
+source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
+ssd320_inference FP16 "$@"
