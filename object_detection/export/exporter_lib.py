@@ -30,6 +30,7 @@ import tensorflow as tf
 from object_detection.builders import model_builder
 from object_detection.core.standard_fields import DetectionResultFields as D
 from object_detection.meta_architectures import ssd_meta_arch
+from object_detection.training import checkpoints
 from object_detection.utils import config_util
 
 logger = logging.getLogger("object_detection")
@@ -69,18 +70,6 @@ class CheckpointError(RuntimeError):
     """A checkpoint cannot give the model all its weights."""
 
 
-def unreachable_variables(model: ssd_meta_arch.SSDMetaArch) -> list[str]:
-    """Paths of the model variables that `tf.train.Checkpoint(model=model)` cannot reach.
-
-    tf.train.Checkpoint follows tracked attributes; a Keras 3 layer's sublayers held only in a
-    dict or list attribute are not tracked for it (Keras' own tracker is not a TF trackable), so
-    their variables are neither written to nor read from checkpoints through `model`.
-    """
-    root = tf.train.Checkpoint(model=model)
-    reachable = {id(obj) for obj in tf.train.TrackableView(root).descendants()}
-    return [v.path for v in model.variables if id(v) not in reachable]
-
-
 def restore_model(model: ssd_meta_arch.SSDMetaArch, checkpoint: str) -> str:
     """Loads the model weights of a training checkpoint (optimizer slots are skipped).
 
@@ -93,24 +82,15 @@ def restore_model(model: ssd_meta_arch.SSDMetaArch, checkpoint: str) -> str:
 
     Raises:
       FileNotFoundError: no checkpoint there.
-      CheckpointError: some model variables cannot come from a checkpoint (see
-        `unreachable_variables`), or the checkpoint lacks some that can.
+      CheckpointError: the checkpoint lacks some of the model's variables (another config?).
     """
     path = resolve_checkpoint(checkpoint)
-    missing = unreachable_variables(model)
-    if missing:
-        raise CheckpointError(
-            f"{len(missing)} of the model's {len(model.variables)} variables are not reachable "
-            f"by tf.train.Checkpoint(model=model), so no checkpoint holds them (e.g. "
-            f"{', '.join(missing[:3])}): their layers are kept only in dict or list attributes, "
-            "which Keras 3 does not track for tf.train.Checkpoint. Exporting would give "
-            "freshly initialized weights for them. Fix: assign each such layer to its own "
-            "attribute (e.g. self.projection_l3) in the model code, then retrain.")
-    status = tf.train.Checkpoint(model=model).restore(path).expect_partial()
+    status = checkpoints.model_checkpoint(model).restore(path).expect_partial()
     try:
         status.assert_existing_objects_matched()  # every model variable comes from the file
     except AssertionError as e:
-        raise CheckpointError(f"{path}: does not match the model of this config: {e}") from None
+        raise CheckpointError(f"{path}: does not match the model of this config: "
+                              f"{str(e)[:500]}") from None
     logger.info("restored model weights from %s", path)
     return path
 

@@ -22,6 +22,31 @@ import tensorflow as tf
 logger = logging.getLogger("object_detection")
 
 FINE_TUNE_TYPES = ("classification", "detection", "full")
+MODEL_VARIABLES = "model_variables"
+
+
+def model_checkpoint(model, variables=None, **others) -> tf.train.Checkpoint:
+    """The checkpoint layout of this project: every model variable under its Keras path.
+
+    Keras 3 layers kept in dict or list attributes (per-level FPN convs, per-level batch norms
+    of the predictor) are tracked by Keras but not followed by `tf.train.Checkpoint(model=...)`,
+    so the object graph of the model cannot be the checkpoint's layout. Each variable is stored
+    instead under its unique path (`ssd/MobilenetV2_FPN/FeatureMaps/projection_l3/kernel`),
+    which the model code gives it the same way in every process.
+
+    Args:
+      model: the detection model (built).
+      variables: the subset to save or restore (default: all of the model's).
+      **others: further trackables (e.g. `optimizer=`).
+    """
+    variables = list(model.variables if variables is None else variables)
+    by_path = {v.path: v for v in variables}
+    if len(by_path) != len(variables):
+        seen = set()
+        dupes = [v.path for v in variables if v.path in seen or seen.add(v.path)]
+        raise ValueError(f"model variables must have unique paths to be checkpointed; "
+                         f"repeated: {dupes[:5]}")
+    return tf.train.Checkpoint(**{MODEL_VARIABLES: by_path}, **others)
 
 
 def restore_or_initialize(session, model_dir: str) -> bool:
@@ -66,14 +91,23 @@ def fine_tune(model, path: str, kind: str) -> None:
             logger.info("fine-tune (classification): %s", report)
             print(f"fine-tune: backbone weights from {path}: {report}", flush=True)
             return
-        status = tf.train.Checkpoint(
-            model=tf.train.Checkpoint(feature_extractor=extractor)).restore(path)
-        status.expect_partial()
+        status = model_checkpoint(model, extractor.backbone.variables).restore(path)
+        status.expect_partial().assert_existing_objects_matched()
         print(f"fine-tune: backbone weights from checkpoint {path}", flush=True)
         return
-    status = tf.train.Checkpoint(model=model).restore(path)
-    status.expect_partial()
-    print(f"fine-tune: detection weights from checkpoint {path}", flush=True)
+    reader = tf.train.load_checkpoint(path)
+    stored = reader.get_variable_to_shape_map()
+    matching = [v for v in model.variables
+                if stored.get(_checkpoint_key(v.path)) == list(v.shape)]
+    model_checkpoint(model, matching).restore(path).expect_partial()
+    print(f"fine-tune: {len(matching)} of {len(model.variables)} variables from the detection "
+          f"checkpoint {path} (same path and shape)", flush=True)
+
+
+def _checkpoint_key(path: str) -> str:
+    """The key under which `model_checkpoint` stores the variable of Keras path `path`."""
+    escaped = path.replace(".", "..").replace("/", ".S")
+    return f"{MODEL_VARIABLES}/{escaped}/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 def load_backbone_from_keras_weights(extractor, path: str):

@@ -88,7 +88,7 @@ class Session:
                 amp_float16=options.amp and keras.mixed_precision.global_policy().name
                 == "mixed_float16")
             self.optimizer.build(self.model.trainable_variables)
-        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
+        self.checkpoint = ckpt_lib.model_checkpoint(self.model, optimizer=self.optimizer)
         self.report = DLLogger(options.raport_file if engine.is_chief else None)
 
     @property
