@@ -22,6 +22,7 @@ import dataclasses
 from typing import Any, Mapping
 
 import keras
+import tensorflow as tf
 
 ACTIVATIONS = ("NONE", "RELU", "RELU_6", "SWISH")
 INITIALIZER_KINDS = ("truncated_normal", "random_normal", "variance_scaling")
@@ -74,9 +75,49 @@ class FreezableBatchNorm(keras.layers.BatchNormalization):
         keras.layers.BatchNormalization.trainable.fset(self, bool(value) and not frozen)
 
     def call(self, inputs, training=None, mask=None):
-        if self._frozen:
-            training = False
-        return super().call(inputs, training=training, mask=mask)
+        if mask is not None or len(inputs.shape) != 4 or self.axis not in (-1, 3):
+            return super().call(inputs, training=False if self._frozen else training, mask=mask)
+        if self._frozen and training:
+            return self._affine_with_moving_statistics(inputs)
+        if training:
+            return super().call(inputs, training=True)
+        return self._fused_with_moving_statistics(inputs)
+
+    def _moving_statistics(self, channels: int):
+        """(scale, offset) float32 [C] such that batch norm is x * scale + offset."""
+        gamma = self.gamma if self.scale else tf.ones([channels], tf.float32)
+        beta = self.beta if self.center else tf.zeros([channels], tf.float32)
+        scale = tf.cast(gamma, tf.float32) * tf.math.rsqrt(
+            tf.cast(self.moving_variance, tf.float32) + self.epsilon)
+        return scale, tf.cast(beta, tf.float32) - tf.cast(self.moving_mean, tf.float32) * scale
+
+    def _affine_with_moving_statistics(self, inputs):
+        """Frozen batch norm inside a training step: one multiply-add in the activation dtype.
+
+        Keras would cast bfloat16/float16 activations to float32 and back around every batch
+        norm; here only the [C] scale and offset are cast. The gradient with respect to the
+        input needs only `scale`, so the layer keeps no activation alive for the backward pass.
+        """
+        scale, offset = self._moving_statistics(inputs.shape[-1])
+        return inputs * tf.cast(scale, inputs.dtype) + tf.cast(offset, inputs.dtype)
+
+    def _fused_with_moving_statistics(self, inputs):
+        """Inference-mode batch norm as one FusedBatchNormV3 in the activation dtype.
+
+        The fused op takes the activations in their own dtype with float32 statistics, and
+        TensorFlow's graph optimizer folds it, with the ReLU that follows, into the preceding
+        convolution (Conv2D + FusedBatchNorm + Relu6 -> one _FusedConv2D). Same arithmetic as
+        Keras: (x - mean) / sqrt(var + eps) * gamma + beta.
+        """
+        channels = inputs.shape[-1]
+        scale = self.gamma if self.scale else tf.ones([channels], tf.float32)
+        offset = self.beta if self.center else tf.zeros([channels], tf.float32)
+        outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
+            inputs, tf.cast(scale, tf.float32), tf.cast(offset, tf.float32),
+            mean=tf.cast(self.moving_mean, tf.float32),
+            variance=tf.cast(self.moving_variance, tf.float32),
+            epsilon=self.epsilon, is_training=False)
+        return outputs
 
     def get_config(self):
         config = super().get_config()
