@@ -58,6 +58,8 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
+    import tensorflow as tf
+
     from object_detection.training import distribution, precision, train_lib
     from object_detection.utils import config_util
     from object_detection.utils.errors import ConfigError
@@ -100,8 +102,14 @@ def main(argv):
                                            run_once=FLAGS.run_once)
         else:
             train_lib.train(configs, options, engine)
-    except (ConfigError, train_lib.TrainingDivergedError) as e:
+    except (ConfigError, FileNotFoundError, train_lib.TrainingDivergedError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except tf.errors.InvalidArgumentError as e:
+        if "DataError" not in e.message:
+            raise
+        # --on_corrupt=stop: the input pipeline names the file and the record; say only that.
+        print(f"error: {e.message.splitlines()[0]}", file=sys.stderr)
         return 2
     return 0
 

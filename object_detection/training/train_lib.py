@@ -40,6 +40,8 @@ from object_detection.evaluation import coco_evaluation
 from object_detection.training import checkpoints as ckpt_lib
 from object_detection.training import distribution
 from object_detection.training.dllogger import DLLogger
+from object_detection.utils import config_util
+from object_detection.utils.errors import ConfigError
 
 logger = logging.getLogger("object_detection")
 
@@ -161,7 +163,6 @@ def _random_dataset_fn(session: Session):
     height, width = session.model.image_size
     batch = int(session.configs["train_config"].batch_size)
     max_boxes = int(session.configs["train_config"].max_number_of_boxes) or 100
-    num_classes = session.model.num_classes
 
     def dataset_fn(input_context=None):
         rng = np.random.default_rng(0)
@@ -171,7 +172,7 @@ def _random_dataset_fn(session: Session):
         example = {
             F.image: images,
             F.groundtruth_boxes: boxes,
-            F.groundtruth_classes: np.zeros([batch, max_boxes], np.int32) % num_classes,
+            F.groundtruth_classes: np.zeros([batch, max_boxes], np.int32),
             F.groundtruth_weights: np.ones([batch, max_boxes], np.float32),
             F.num_groundtruth_boxes: np.ones([batch], np.int32),
         }
@@ -199,8 +200,8 @@ def train(configs: Mapping[str, Any], options: RunOptions,
     train_config = configs["train_config"]
     num_steps = int(options.num_train_steps or train_config.num_steps)
     if num_steps <= 0:
-        raise ValueError(
-            "train_config.num_steps is 0 and --num_train_steps is not given: set one of them.")
+        raise ConfigError(
+            "train_config.num_steps: is 0 and --num_train_steps is not given; set one of them.")
     os.makedirs(options.model_dir, exist_ok=True)
     manager = tf.train.CheckpointManager(
         session.checkpoint, _chief_or_temp_dir(options.model_dir, engine),
@@ -210,11 +211,10 @@ def train(configs: Mapping[str, Any], options: RunOptions,
         list(session.model.variables) + list(session.optimizer.variables))
     start = session.step
     if engine.is_chief:
-        from object_detection.utils import config_util
         config_util.save_pipeline_config(
             config_util.create_pipeline_proto_from_configs(configs), options.model_dir)
         session.report.log("PARAMETER", {
-            "pipeline_config_path": configs.get("_path", ""), "num_train_steps": num_steps,
+            "num_train_steps": num_steps,
             "global_batch_size": session.global_batch_size, "engine": engine.name,
             "replicas": engine.num_replicas_in_sync, "amp": options.amp,
             "dtype_policy": keras.mixed_precision.global_policy().name,
