@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import pathlib
+import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -51,23 +52,28 @@ def generate(out_root: pathlib.Path) -> list[pathlib.Path]:
       ModuleNotFoundError: `grpc_tools` is not installed (`pip install grpcio-tools`).
       RuntimeError: protoc failed; the message holds its exit code.
     """
-    from grpc_tools import protoc  # pylint: disable=import-outside-toplevel
+    import importlib.util  # pylint: disable=import-outside-toplevel
 
+    if importlib.util.find_spec("grpc_tools") is None:
+        raise ModuleNotFoundError("grpc_tools is not installed (pip install grpcio-tools).")
     protos = proto_files()
     if not protos:
         raise RuntimeError(f"no .proto files in {PROTOS_DIR}")
     # Absolute input paths under the single -I root give the same import names
     # ("object_detection/protos/x.proto") as the documented command run from the repository root,
     # whatever the caller's working directory.
+    # In a child process: protoc's C++ runtime, loaded into a process that already holds
+    # TensorFlow's protobuf, crashes (seen with grpcio-tools 1.85 and TF 2.21).
     args = [
-        "grpc_tools.protoc",
+        sys.executable, "-m", "grpc_tools.protoc",
         f"-I{REPO_ROOT}",
         f"--python_out={out_root}",
         *(str(p) for p in protos),
     ]
-    exit_code = protoc.main(args)
-    if exit_code != 0:
-        raise RuntimeError(f"protoc failed with exit code {exit_code}: {' '.join(args)}")
+    result = subprocess.run(args, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"protoc failed with exit code {result.returncode}: "
+                           f"{' '.join(args)}\n{result.stderr}")
     out_dir = out_root / _PACKAGE_PATH
     return sorted(out_dir / generated_name(p) for p in protos)
 
