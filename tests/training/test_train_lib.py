@@ -134,3 +134,15 @@ def test_sigkill_then_restart_resumes_from_the_last_checkpoint(small_overrides, 
     assert f"at step {killed_at}" in out
     assert f"step {killed_at + 2}/{killed_at + 2}" in out
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith(f"ckpt-{killed_at + 2}")
+
+
+def test_eval_only_mode_reproduces_the_evaluation_made_during_training(small_overrides,
+                                                                       tmp_path):
+    configs = _configs(small_overrides)
+    during = _train(configs, tmp_path, 4, eval_count=1)
+    opts = train_lib.RunOptions(model_dir=str(tmp_path / "eval_only"))
+    after = train_lib.evaluate_checkpoints(configs, opts, distribution.make_engine("tf", "default"),
+                                           checkpoint_dir=str(tmp_path), run_once=True)
+    # Same weights restored from the checkpoint (batch norm statistics included): same numbers.
+    for key in ("mAP", "mAP@0.5", "AR@100"):
+        assert after[key] == pytest.approx(during[key], abs=1e-6), key
