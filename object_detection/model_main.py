@@ -105,6 +105,17 @@ def main(argv):
     except (ConfigError, FileNotFoundError, train_lib.TrainingDivergedError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+            tf.errors.CancelledError) as e:
+        if engine.num_workers == 1:
+            raise
+        # A peer died or became unreachable: the collectives were aborted (or timed out after
+        # --collective_timeout_s). Stop with one line instead of hanging or a traceback wall.
+        lines = [l for l in e.message.splitlines() if l.strip()]
+        cause = next((l for l in lines if "aborted" in l or "Connection" in l), lines[-1])
+        print(f"error: worker {engine.worker_index} of {engine.num_workers}: a peer worker "
+              f"failed or became unreachable; stopping. Cause: {cause.strip()}", file=sys.stderr)
+        return 3
     except tf.errors.InvalidArgumentError as e:
         if "DataError" not in e.message:
             raise
