@@ -8,8 +8,8 @@ from object_detection.utils.errors import ConfigError
 SUPPORTED = ("multiscale_anchor_generator",)
 
 
-def build(config: anchor_generator_pb2.AnchorGenerator,
-          path: str = "model.ssd.anchor_generator") -> anchor_generator.MultiscaleGridAnchorGenerator:
+def build(config: anchor_generator_pb2.AnchorGenerator, path: str = "model.ssd.anchor_generator"
+          ) -> anchor_generator.MultiscaleGridAnchorGenerator:
     which = config.WhichOneof("anchor_generator_oneof")
     if which not in SUPPORTED:
         raise ConfigError(f"{path}: {which!r} is not supported; expected one of {list(SUPPORTED)}"

@@ -49,7 +49,8 @@ class Engine:
     def scope(self):
         return contextlib.nullcontext()
 
-    def distribute_dataset(self, dataset_fn: Callable[[tf.distribute.InputContext], tf.data.Dataset]):
+    def distribute_dataset(
+            self, dataset_fn: Callable[[tf.distribute.InputContext], tf.data.Dataset]):
         raise NotImplementedError
 
     def run(self, replica_fn: Callable, batch) -> Any:
@@ -217,7 +218,7 @@ def _slurm_multi_task() -> bool:
 
 def make_engine(engine: str = "auto", strategy: str = "auto",
                 collective_timeout_s: float = 300.0) -> Engine:
-    """Picks the engine: Horovod when launched by horovodrun/mpirun (or asked), else tf.distribute."""
+    """Horovod when launched by horovodrun/mpirun (or asked for), else tf.distribute."""
     if engine not in ENGINES:
         raise ValueError(f"--engine {engine!r}: expected one of {list(ENGINES)}.")
     if engine == "horovod" or (engine == "auto" and horovod_launched()):

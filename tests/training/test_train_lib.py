@@ -43,7 +43,8 @@ def test_train_checkpoint_resume_and_evaluate(small_overrides, tmp_path, capsys)
     assert "resuming from" in out and "at step 4" in out
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-6")
     # pycocotools' summary, its 12 lines as pycocotools prints them.
-    summary = [l for l in out.splitlines() if l.startswith((" Average Precision", " Average Recall"))]
+    summary = [line for line in out.splitlines()
+               if line.startswith((" Average Precision", " Average Recall"))]
     assert len(summary) == 12
     assert summary[1].startswith(" Average Precision  (AP) @[ IoU=0.50      | area=   all |")
     assert 0.0 <= metrics["mAP@0.5"] <= 1.0 and math.isfinite(metrics["train_throughput"])
