@@ -35,10 +35,10 @@ class SSDFeatureExtractor(keras.layers.Layer, abc.ABC):
     def __init__(
         self,
         *,
-        depth_multiplier: float,
-        min_depth: int,
         conv_hyperparams: hp.ConvHyperparams,
-        freeze_batchnorm: bool,
+        depth_multiplier: float = 1.0,
+        min_depth: int = 16,
+        freeze_batchnorm: bool = False,
         min_level: int = 3,
         max_level: int = 7,
         additional_layer_depth: int = 256,

@@ -13,40 +13,15 @@ import keras
 import tensorflow as tf
 
 from object_detection.models import feature_extractor
-from object_detection.models import hyperparams as hp
 from object_detection.models import mobilenet_v2
 
 
 class SSDMobileNetV2FpnFeatureExtractor(feature_extractor.SSDFpnFeatureExtractor):
     """MobileNet v2 + FPN; output levels min_level..max_level of `feature_depth`."""
 
-    def __init__(
-        self,
-        *,
-        depth_multiplier: float = 1.0,
-        min_depth: int = 16,
-        conv_hyperparams: hp.ConvHyperparams,
-        freeze_batchnorm: bool = False,
-        min_level: int = 3,
-        max_level: int = 7,
-        additional_layer_depth: int = 256,
-        pad_to_multiple: int = 1,
-        use_explicit_padding: bool = False,
-        use_depthwise: bool = False,
-        override_base_feature_extractor_hyperparams: bool = False,
-        name: str = "MobilenetV2_FPN",
-        **kwargs,
-    ):
+    def __init__(self, *, name: str = "MobilenetV2_FPN", **kwargs):
         """Constructor; arguments as in `feature_extractor.SSDFeatureExtractor`."""
-        super().__init__(
-            depth_multiplier=depth_multiplier, min_depth=min_depth,
-            conv_hyperparams=conv_hyperparams, freeze_batchnorm=freeze_batchnorm,
-            min_level=min_level, max_level=max_level,
-            additional_layer_depth=additional_layer_depth, pad_to_multiple=pad_to_multiple,
-            use_explicit_padding=use_explicit_padding, use_depthwise=use_depthwise,
-            override_base_feature_extractor_hyperparams=(
-                override_base_feature_extractor_hyperparams),
-            name=name, **kwargs)
+        super().__init__(name=name, **kwargs)
 
     def _build_backbone(self) -> tuple[keras.Model, list[str]]:
         model = mobilenet_v2.mobilenet_v2(

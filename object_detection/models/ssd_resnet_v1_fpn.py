@@ -17,7 +17,6 @@ import keras
 import tensorflow as tf
 
 from object_detection.models import feature_extractor
-from object_detection.models import hyperparams as hp
 from object_detection.models import resnet_v1
 
 CAFFE_BGR_MEANS = (103.939, 116.779, 123.68)
@@ -26,30 +25,15 @@ CAFFE_BGR_MEANS = (103.939, 116.779, 123.68)
 class SSDResNetV1FpnFeatureExtractor(feature_extractor.SSDFpnFeatureExtractor):
     """ResNet v1 (50/101/152) + FPN; output levels min_level..max_level of `feature_depth`."""
 
-    def __init__(
-        self,
-        depth: int = 50,
-        *,
-        depth_multiplier: float = 1.0,
-        min_depth: int = 16,
-        conv_hyperparams: hp.ConvHyperparams,
-        freeze_batchnorm: bool = False,
-        min_level: int = 3,
-        max_level: int = 7,
-        additional_layer_depth: int = 256,
-        pad_to_multiple: int = 1,
-        use_explicit_padding: bool = False,
-        use_depthwise: bool = False,
-        override_base_feature_extractor_hyperparams: bool = False,
-        name: str | None = None,
-        **kwargs,
-    ):
+    def __init__(self, depth: int = 50, *, use_depthwise: bool = False,
+                 name: str | None = None, **kwargs):
         """Constructor.
 
         Args:
           depth: ResNet depth, 50, 101 or 152.
           use_depthwise: not supported with ResNet (the OD API rejects it too).
-          (others): see `feature_extractor.SSDFeatureExtractor`. Without
+          name: layer name (default `ResNet{depth}V1_FPN`).
+          **kwargs: see `feature_extractor.SSDFeatureExtractor`. Without
             `override_base_feature_extractor_hyperparams` the backbone uses
             `resnet_v1.DEFAULT_HYPERPARAMS` (keras.applications batch norm epsilon 1.001e-5).
         """
@@ -62,15 +46,7 @@ class SSDResNetV1FpnFeatureExtractor(feature_extractor.SSDFpnFeatureExtractor):
                 "use_depthwise is not implemented for the ResNet v1 FPN extractor (the OD API "
                 "rejects it as well); set use_depthwise: false.")
         self.resnet_depth = int(depth)
-        super().__init__(
-            depth_multiplier=depth_multiplier, min_depth=min_depth,
-            conv_hyperparams=conv_hyperparams, freeze_batchnorm=freeze_batchnorm,
-            min_level=min_level, max_level=max_level,
-            additional_layer_depth=additional_layer_depth, pad_to_multiple=pad_to_multiple,
-            use_explicit_padding=use_explicit_padding, use_depthwise=use_depthwise,
-            override_base_feature_extractor_hyperparams=(
-                override_base_feature_extractor_hyperparams),
-            name=name or f"ResNet{depth}V1_FPN", **kwargs)
+        super().__init__(name=name or f"ResNet{depth}V1_FPN", **kwargs)
 
     def _build_backbone(self) -> tuple[keras.Model, list[str]]:
         model = resnet_v1.resnet_v1(
