@@ -120,7 +120,8 @@ def main(argv):
         if "DataError" not in e.message:
             raise
         # --on_corrupt=stop: the input pipeline names the file and the record; say only that.
-        print(f"error: {e.message.splitlines()[0]}", file=sys.stderr)
+        line = next(l for l in e.message.splitlines() if "DataError" in l)
+        print(f"error: {line[line.index('DataError'):].strip()}", file=sys.stderr)
         return 2
     return 0
 

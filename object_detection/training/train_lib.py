@@ -302,8 +302,10 @@ def train(configs: Mapping[str, Any], options: RunOptions,
               f"(median step {np.median(timed):.3f} s), first step "
               f"{summary['train_first_step_s']:.1f} s", flush=True)
         if summary["corrupt_records_skipped"]:
-            print(f"corrupt records skipped: {summary['corrupt_records_skipped']} "
-                  f"(first: {inputs.DEFAULT_CORRUPT_RECORD_COUNTER.records[:5]})", flush=True)
+            distinct = sorted(set(inputs.DEFAULT_CORRUPT_RECORD_COUNTER.records))
+            print(f"corrupt records skipped {summary['corrupt_records_skipped']} times (the "
+                  f"input repeats), {len(distinct)} distinct: "
+                  + ", ".join(f"{f} record {i}" for f, i in distinct[:5]), flush=True)
     return {**metrics, **summary}
 
 

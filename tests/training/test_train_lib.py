@@ -147,3 +147,31 @@ def test_eval_only_mode_reproduces_the_evaluation_made_during_training(small_ove
     # Same weights restored from the checkpoint (batch norm statistics included): same numbers.
     for key in ("mAP", "mAP@0.5", "AR@100"):
         assert after[key] == pytest.approx(during[key], abs=1e-6), key
+
+
+def test_corrupt_record_is_skipped_or_stops_the_run_naming_file_and_record(shapes_dataset,
+                                                                           small_overrides,
+                                                                           tmp_path):
+    source = sorted(tf.io.gfile.glob(shapes_dataset["train_records"]))[0]
+    corrupt = tmp_path / "train.record-00000-of-00001"
+    with tf.io.TFRecordWriter(str(corrupt)) as writer:
+        for i, record in enumerate(tf.data.TFRecordDataset(source).take(12)):
+            example = tf.train.Example.FromString(record.numpy())
+            if i == 5:
+                example.features.feature["image/encoded"].bytes_list.value[0] = b"\xff\xd8junk"
+            writer.write(example.SerializeToString())
+    args = ["--pipeline_config_path", SMALL_CONFIG, "--num_train_steps", "3", "--eval_count",
+            "0", *[f"--config_override={o}" for o in small_overrides],
+            f"--config_override=train_input_reader.tf_record_input_reader.input_path={corrupt}"]
+    stop = _model_main(args + ["--model_dir", str(tmp_path / "stop"), "--on_corrupt", "stop"])
+    out, _ = stop.communicate(timeout=300)
+    assert stop.returncode == 2, out[-3000:]
+    assert f"error: DataError: {corrupt}: record 5 is corrupt" in out
+    assert "Traceback" not in out
+    assert tf.train.latest_checkpoint(str(tmp_path / "stop")) is None
+
+    skip = _model_main(args + ["--model_dir", str(tmp_path / "skip"), "--on_corrupt", "skip"])
+    out, _ = skip.communicate(timeout=300)
+    assert skip.returncode == 0, out[-3000:]
+    assert f"1 distinct: {corrupt} record 5" in out
+    assert tf.train.latest_checkpoint(str(tmp_path / "skip")).endswith("ckpt-3")
