@@ -124,6 +124,11 @@ def main(argv):
             annotations_file, image_dir, os.path.join(FLAGS.output_dir, f"coco_{split}.record"),
             num_shards=num_shards, num_workers=FLAGS.num_workers,
             show_progress=FLAGS.progress)
+        if summary.images_read and not summary.images_written:
+            print(f"error: coco_{split}.record: none of the {summary.images_read} images was "
+                  "written (see the summary above for why).", file=sys.stderr)
+            return 1
+    return 0
 
 
 def _define_flags() -> None:
