@@ -179,10 +179,3 @@ def moving_average_weights(optimizer, enabled: bool):
     finally:
         for v, value in zip(variables, saved):
             v.assign(value)
-
-
-def snapshot_is_usable(model_dir: str) -> bool:
-    """True when model_dir's checkpoint index names checkpoint files that all exist."""
-    latest = tf.train.latest_checkpoint(model_dir)
-    return bool(latest) and bool(tf.io.gfile.glob(latest + ".index"))
-

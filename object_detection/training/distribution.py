@@ -18,7 +18,6 @@ on the whole global batch.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import pickle
@@ -227,11 +226,3 @@ def make_engine(engine: str = "auto", strategy: str = "auto",
         result = TFDistributeEngine(strategy, collective_timeout_s=collective_timeout_s)
     logging.info("distribution: %s", result.describe())
     return result
-
-
-def tf_config_for_local_workers(num_workers: int, index: int, ports: list[int]) -> str:
-    """TF_CONFIG for `num_workers` processes on localhost (tests and single-host runs)."""
-    return json.dumps({
-        "cluster": {"worker": [f"localhost:{p}" for p in ports[:num_workers]]},
-        "task": {"type": "worker", "index": index},
-    })

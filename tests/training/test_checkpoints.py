@@ -76,3 +76,21 @@ def test_classification_fine_tune_from_a_checkpoint_loads_the_backbone_only(tmp_
         expected = by_path[v.path].numpy() if v.path in backbone else before[v.path]
         np.testing.assert_array_equal(v.numpy(), expected, err_msg=v.path)
     assert backbone and len(backbone) < len(before)
+
+
+def test_moving_average_weights_are_swapped_in_and_restored():
+    import keras
+
+    variable = keras.Variable(1.0)
+    optimizer = keras.optimizers.SGD(1.0, use_ema=True, ema_momentum=0.5,
+                                     ema_overwrite_frequency=None)
+    optimizer.build([variable])
+    optimizer.apply_gradients([(tf.constant(1.0), variable)])  # value 1 - 1 = 0
+    # Keras' first EMA update copies the value; the second mixes: 0.5 * 0 + 0.5 * (-1) = -0.5.
+    optimizer.apply_gradients([(tf.constant(1.0), variable)])  # value -1
+    with checkpoints.moving_average_weights(optimizer, enabled=True):
+        average = float(variable.numpy())
+    assert float(variable.numpy()) == -1.0
+    assert average == -0.5
+    with checkpoints.moving_average_weights(optimizer, enabled=False):
+        assert float(variable.numpy()) == -1.0
