@@ -165,6 +165,13 @@ class Summary:
         if images != self.images_read or boxes != self.boxes_read:
             raise RuntimeError(f"conversion counts do not add up: {self}")
 
+    def nothing_written(self, output: str) -> str | None:
+        """An error line when images were read but none written to `output`, else None."""
+        if self.images_read and not self.images_written:
+            return (f"error: {output}: none of the {self.images_read} images was written "
+                    "(see the summary above for why).")
+        return None
+
     def format(self, max_details: int = 20) -> str:
         """A human-readable report, with up to `max_details` named images per list."""
 

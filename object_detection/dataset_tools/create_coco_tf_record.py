@@ -124,9 +124,9 @@ def main(argv):
             annotations_file, image_dir, os.path.join(FLAGS.output_dir, f"coco_{split}.record"),
             num_shards=num_shards, num_workers=FLAGS.num_workers,
             show_progress=FLAGS.progress)
-        if summary.images_read and not summary.images_written:
-            print(f"error: coco_{split}.record: none of the {summary.images_read} images was "
-                  "written (see the summary above for why).", file=sys.stderr)
+        error = summary.nothing_written(f"coco_{split}.record")
+        if error:
+            print(error, file=sys.stderr)
             return 1
     return 0
 

@@ -134,9 +134,9 @@ def main(argv):
         FLAGS.annotations_dir, FLAGS.images_dir, FLAGS.label_map_path, FLAGS.output_path,
         image_list=FLAGS.image_list or None, num_shards=FLAGS.num_shards,
         num_workers=FLAGS.num_workers, show_progress=FLAGS.progress)
-    if summary.images_read and not summary.images_written:
-        print(f"error: {FLAGS.output_path}: none of the {summary.images_read} images was written "
-              "(see the summary above for why).", file=sys.stderr)
+    error = summary.nothing_written(FLAGS.output_path)
+    if error:
+        print(error, file=sys.stderr)
         return 1
     return 0
 

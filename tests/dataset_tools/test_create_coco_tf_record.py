@@ -161,3 +161,12 @@ def test_runs_as_a_module_with_the_od_api_flags(tmp_path):
         "coco_train.record-00000-of-00002", "coco_train.record-00001-of-00002",
         "coco_val.record-00000-of-00001"]
     assert "images: read 9, written 7, skipped 2" in result.stderr
+
+
+def test_summary_names_an_output_with_nothing_written():
+    from object_detection.dataset_tools.conversion import Summary
+
+    assert Summary(images_read=3, images_written=1).nothing_written("x.record") is None
+    assert Summary().nothing_written("x.record") is None  # nothing read: nothing to report
+    error = Summary(images_read=3).nothing_written("coco_val.record")
+    assert error.startswith("error: coco_val.record: none of the 3 images was written")
