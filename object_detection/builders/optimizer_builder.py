@@ -60,14 +60,14 @@ def _check_non_negative(value: float, path: str) -> None:
         raise ConfigError(f"{path}: must be >= 0, got {value}.")
 
 
-def build(train_config: train_pb2.TrainConfig, global_batch_size: int | None = None,
+def build(train_config: train_pb2.TrainConfig,
           amp_float16: bool = False) -> keras.optimizers.Optimizer:
     """TrainConfig -> Keras optimizer (EMA, clipping and loss scaling applied).
 
     Args:
       train_config: the TrainConfig message (its `optimizer` and `gradient_clipping_by_norm`).
-      global_batch_size: unused by the schedule (the config's rates are taken as written, as
-        in the seed, whose configs set the rate for their GPU count); logged by callers.
+        Learning rates are taken as written, as in the seed, whose configs set them for their
+        GPU count.
       amp_float16: wrap in a LossScaleOptimizer (float16 mixed precision).
     """
     config = train_config.optimizer

@@ -86,7 +86,7 @@ class Session:
             self.model = model_builder.build(configs["model"], is_training=True)
             self.model.build()
             self.optimizer = optimizer_builder.build(
-                configs["train_config"], global_batch_size=self.global_batch_size,
+                configs["train_config"],
                 amp_float16=options.amp and keras.mixed_precision.global_policy().name
                 == "mixed_float16")
             self.optimizer.build(self.model.trainable_variables)
