@@ -142,7 +142,8 @@ def train_dataset_fn(configs: Mapping[str, Any], on_corrupt: str = "skip",
             augmentations=steps, num_classes=model_config.ssd.num_classes,
             shuffle_buffer_size=reader.shuffle_buffer_size if reader.shuffle else 0,
             num_readers=reader.num_readers, deterministic=deterministic, seed=seed,
-            input_context=input_context, on_corrupt=on_corrupt)
+            input_context=input_context, on_corrupt=on_corrupt,
+            resize_method=model_builder.resize_method(model_config.ssd))
 
     return dataset_fn
 
@@ -171,4 +172,5 @@ def eval_dataset(configs: Mapping[str, Any], num_shards: int = 1, shard_index: i
         num_classes=model_config.ssd.num_classes,
         num_readers=max(1, reader.num_readers),
         sample_1_of_n=max(sample_1_of_n, reader.sample_1_of_n_examples or 1),
-        input_context=context, on_corrupt=on_corrupt)
+        input_context=context, on_corrupt=on_corrupt,
+        resize_method=model_builder.resize_method(model_config.ssd))

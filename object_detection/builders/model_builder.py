@@ -15,7 +15,7 @@ from object_detection.meta_architectures import ssd_meta_arch
 from object_detection.models import (ssd_mobilenet_v1_fpn, ssd_mobilenet_v2_fpn,
                                      ssd_resnet_v1_fpn)
 from object_detection.predictors import weight_shared_convolutional_box_predictor as wscbp
-from object_detection.protos import model_pb2, ssd_pb2
+from object_detection.protos import image_resizer_pb2, model_pb2, ssd_pb2
 from object_detection.utils.errors import ConfigError
 
 logger = logging.getLogger("object_detection")
@@ -76,6 +76,12 @@ def image_size(ssd_config: ssd_pb2.Ssd, path: str = "model.ssd") -> tuple[int, i
     return int(r.height), int(r.width)
 
 
+def resize_method(ssd_config: ssd_pb2.Ssd) -> str:
+    """`fixed_shape_resizer.resize_method` as a `core.image_resizer.RESIZE_METHODS` name."""
+    r = ssd_config.image_resizer.fixed_shape_resizer
+    return image_resizer_pb2.ResizeType.Name(r.resize_method)
+
+
 def _build_ssd(config: ssd_pb2.Ssd, path: str) -> ssd_meta_arch.SSDMetaArch:
     if config.num_classes <= 0:
         raise ConfigError(f"{path}.num_classes: must be > 0, got {config.num_classes}.")
@@ -100,7 +106,8 @@ def _build_ssd(config: ssd_pb2.Ssd, path: str) -> ssd_meta_arch.SSDMetaArch:
             f"{path}: feature_extractor.fpn levels {extractor.min_level}..{extractor.max_level} "
             f"differ from anchor_generator levels {anchors.min_level}..{anchors.max_level}; "
             "they must be the same.")
-    num_class_slots = config.num_classes + (0 if config.encode_background_as_zeros else 1)
+    # OD API: an implicit background slot (column 0) unless add_background_class is false.
+    num_class_slots = config.num_classes + (1 if config.add_background_class else 0)
     predictor = _build_box_predictor(config, num_class_slots, anchors.num_anchors_per_location(),
                                      extractor.levels, f"{path}.box_predictor")
     coder = box_coder_builder.build(config.box_coder, f"{path}.box_coder")
@@ -112,8 +119,10 @@ def _build_ssd(config: ssd_pb2.Ssd, path: str) -> ssd_meta_arch.SSDMetaArch:
         box_predictor=predictor,
         anchors=anchors.generate(height, width),
         image_size=(height, width),
+        resize_method=resize_method(config),
         num_classes=config.num_classes,
         encode_background_as_zeros=config.encode_background_as_zeros,
+        add_background_class=config.add_background_class,
         target_assigner=assigner,
         loss_options=losses_builder.build(config, path),
         postprocess_options=post_processing_builder.build(config.post_processing,

@@ -13,8 +13,10 @@ Contract of `batch_multiclass_non_max_suppression`:
   first max_total_detections are returned;
 - output is padded to D = max_total_detections with zeros (boxes, scores and classes) and
   `num_detections` (int32) counts the valid leading entries; classes are 0-based floats;
-- with a clip_window, boxes are clipped to it first and candidates whose clipped box has zero
-  area are dropped (the OD API's `clip_window` + `prune_zero_area` behaviour).
+- with a clip_window, NMS runs on the boxes as given; then, as the OD API's
+  `multiclass_non_max_suppression` does, every survivor is clipped to the window, those whose
+  clipped box has zero area are dropped, and the first max_total_detections of the rest are
+  returned (clipping first would change which boxes suppress which).
 
 NMS has data-dependent work, so it stays outside the XLA-compiled train step;
 `score_converter` is elementwise and does compile with XLA.
@@ -99,8 +101,8 @@ def batch_multiclass_non_max_suppression(
         in [0, 1].
       max_detections_per_class: at most this many kept boxes per class and image, >= 1.
       max_total_detections: D, the padded number of detections per image, >= 1.
-      clip_window: optional float [4] or [B, 4], yxyx normalized; boxes are clipped to it and
-        zero-area clipped boxes dropped.
+      clip_window: optional float [4] or [B, 4], yxyx normalized; NMS survivors are clipped to
+        it afterwards and those of zero clipped area dropped.
 
     Returns:
       Dict keyed by `standard_fields.DetectionResultFields`:
@@ -126,24 +128,52 @@ def batch_multiclass_non_max_suppression(
                 f"([B, A, 4] or [B, A, 1, 4]), got shape {boxes.shape}.")
         boxes = boxes[:, :, 0, :]  # [B, A, 4]
 
+    num_classes = scores.shape[-1]
+    candidates = max_total_detections
     if clip_window is not None:
-        boxes = box_ops.clip_to_window(boxes, clip_window)
-        # A score of 0 never passes `score > score_threshold` since score_threshold >= 0.
-        nonempty = box_ops.area(boxes) > 0.0  # [B, A]
-        scores = tf.where(nonempty[..., tf.newaxis], scores, 0.0)
-
+        # Every survivor of the per-class NMS, so that the ones pruned after clipping are
+        # replaced by the next best, as in the OD API.
+        if num_classes is None:
+            raise ValueError("batch_multiclass_non_max_suppression: with a clip_window the "
+                             "number of classes (scores.shape[-1]) must be static.")
+        candidates = max(max_total_detections, max_detections_per_class * num_classes)
     nmsed = tf.image.combined_non_max_suppression(
         boxes[:, :, tf.newaxis, :],  # [B, A, 1, 4]: one box for every class
         scores,
         max_output_size_per_class=max_detections_per_class,
-        max_total_size=max_total_detections,
+        max_total_size=candidates,
         iou_threshold=iou_threshold,
         score_threshold=score_threshold,
         pad_per_class=False,
         clip_boxes=False)
+    out_boxes, out_scores, out_classes = nmsed.nmsed_boxes, nmsed.nmsed_scores, nmsed.nmsed_classes
+    num_valid = tf.cast(nmsed.valid_detections, tf.int32)
+    if clip_window is not None:
+        out_boxes, out_scores, out_classes, num_valid = _clip_and_prune(
+            out_boxes, out_scores, out_classes, num_valid, clip_window, max_total_detections)
     return {
-        fields.DetectionResultFields.detection_boxes: nmsed.nmsed_boxes,
-        fields.DetectionResultFields.detection_scores: nmsed.nmsed_scores,
-        fields.DetectionResultFields.detection_classes: nmsed.nmsed_classes,
-        fields.DetectionResultFields.num_detections: tf.cast(nmsed.valid_detections, tf.int32),
+        fields.DetectionResultFields.detection_boxes: out_boxes,
+        fields.DetectionResultFields.detection_scores: out_scores,
+        fields.DetectionResultFields.detection_classes: out_classes,
+        fields.DetectionResultFields.num_detections: num_valid,
     }
+
+
+def _clip_and_prune(boxes, scores, classes, num_valid, clip_window, max_total_detections):
+    """Clips sorted NMS survivors [B, N, ...] to the window, drops zero-area ones, keeps D.
+
+    The survivors keep their score order (a stable top-k over scores with dropped and padding
+    rows set to -1); rows past the new count are zeros, like the unclipped output.
+    """
+    boxes = box_ops.clip_to_window(boxes, clip_window)
+    rows = tf.range(tf.shape(scores)[1])[tf.newaxis, :]
+    keep = (rows < num_valid[:, tf.newaxis]) & (box_ops.area(boxes) > 0.0)  # [B, N]
+    ranked = tf.where(keep, scores, -1.0)
+    _, order = tf.math.top_k(ranked, k=max_total_detections, sorted=True)  # ties: lower index
+    keep = tf.gather(keep, order, batch_dims=1)
+    num_valid = tf.reduce_sum(tf.cast(keep, tf.int32), axis=1)
+    mask = tf.cast(keep, tf.float32)
+    boxes = tf.gather(boxes, order, batch_dims=1) * mask[..., tf.newaxis]
+    scores = tf.gather(scores, order, batch_dims=1) * mask
+    classes = tf.gather(classes, order, batch_dims=1) * mask
+    return boxes, scores, classes, num_valid

@@ -144,7 +144,7 @@ class _Pipeline:
     """The per-file reading, decoding and augmentation shared by the train and eval datasets."""
 
     def __init__(self, *, image_size, max_boxes, augmentations, num_classes, on_corrupt,
-                 corrupt_counter, stride, offset, seed, training):
+                 corrupt_counter, stride, offset, seed, training, resize_method="BILINEAR"):
         if on_corrupt not in ON_CORRUPT_CHOICES:
             raise ValueError(f"on_corrupt must be one of {ON_CORRUPT_CHOICES}, got "
                              f"{on_corrupt!r}.")
@@ -154,6 +154,7 @@ class _Pipeline:
                              f"{max_boxes}.")
         preprocessor.check_steps(augmentations)
         self.height, self.width, self.max_boxes = height, width, max_boxes
+        self.resize_method = resize_method
         self.augmentations = list(augmentations)
         self.decoder = TfExampleDecoder(num_classes)
         self.on_corrupt = on_corrupt
@@ -214,7 +215,8 @@ class _Pipeline:
         original_shape = tf.shape(image)[:2]
         image, boxes, mask = preprocessor.apply_steps(image, boxes, mask, self.augmentations,
                                                       seed)
-        image = preprocessor.fixed_shape_resizer(image, height=self.height, width=self.width)
+        image = preprocessor.fixed_shape_resizer(image, height=self.height, width=self.width,
+                                                 method=self.resize_method)
         if self.training:
             image = tf.cast(tf.round(tf.clip_by_value(image, 0.0, 255.0)), tf.uint8)
         fields = {k: tensors[k] for k in _BOX_FIELDS}
@@ -301,7 +303,8 @@ def build_train_dataset(file_pattern: str | Sequence[str], *, batch_size: int,
                         seed: int | None = None,
                         input_context: tf.distribute.InputContext | None = None,
                         on_corrupt: str = "skip",
-                        corrupt_counter: CorruptRecordCounter | None = None
+                        corrupt_counter: CorruptRecordCounter | None = None,
+                        resize_method: str = "BILINEAR"
                         ) -> tf.data.Dataset:
     """An endless, shuffled, augmented training dataset of static-shape batches.
 
@@ -310,6 +313,7 @@ def build_train_dataset(file_pattern: str | Sequence[str], *, batch_size: int,
       batch_size: per-pipeline batch size; every batch has exactly this many rows.
       image_size: (height, width) of `fixed_shape_resizer`.
       max_boxes: N, ground truth padded (or cut) to this many boxes (max_number_of_boxes).
+      resize_method: `fixed_shape_resizer.resize_method` (`core.image_resizer.RESIZE_METHODS`).
       augmentations: [(step name, kwargs)] from preprocessor.STEP_FUNCTIONS, in order.
       num_classes: foreground classes; records with labels outside 1..num_classes stop the
         pipeline with an error naming the file and record. None: not checked.
@@ -335,7 +339,8 @@ def build_train_dataset(file_pattern: str | Sequence[str], *, batch_size: int,
     pipeline = _Pipeline(image_size=image_size, max_boxes=max_boxes,
                          augmentations=augmentations, num_classes=num_classes,
                          on_corrupt=on_corrupt, corrupt_counter=corrupt_counter,
-                         stride=stride, offset=offset, seed=seed, training=True)
+                         stride=stride, offset=offset, seed=seed, training=True,
+                         resize_method=resize_method)
     cycle_length = max(1, min(num_readers, len(files)))
     file_order = tf.data.Dataset.from_tensor_slices(files)
     file_order = file_order.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
@@ -354,7 +359,8 @@ def build_eval_dataset(file_pattern: str | Sequence[str], *, batch_size: int,
                        sample_1_of_n: int = 1,
                        input_context: tf.distribute.InputContext | None = None,
                        on_corrupt: str = "skip",
-                       corrupt_counter: CorruptRecordCounter | None = None
+                       corrupt_counter: CorruptRecordCounter | None = None,
+                       resize_method: str = "BILINEAR"
                        ) -> tf.data.Dataset:
     """One pass over the records, no augmentation, in a deterministic order.
 
@@ -370,7 +376,7 @@ def build_eval_dataset(file_pattern: str | Sequence[str], *, batch_size: int,
     pipeline = _Pipeline(image_size=image_size, max_boxes=max_boxes, augmentations=(),
                          num_classes=num_classes, on_corrupt=on_corrupt,
                          corrupt_counter=corrupt_counter, stride=stride * sample_1_of_n,
-                         offset=offset, seed=0, training=False)
+                         offset=offset, seed=0, training=False, resize_method=resize_method)
     cycle_length = max(1, min(num_readers, len(files)))
     file_order = tf.data.Dataset.from_tensor_slices(files).enumerate()
     dataset = file_order.interleave(

@@ -48,6 +48,8 @@ from typing import Callable, Sequence
 
 import tensorflow as tf
 
+from object_detection.core import image_resizer
+
 Step = Callable[..., tuple[tf.Tensor, tf.Tensor, tf.Tensor]]
 
 
@@ -372,11 +374,12 @@ def apply_steps(image, boxes, mask, steps: Sequence[tuple[str, dict]], seed=None
 
 
 def fixed_shape_resizer(image: tf.Tensor, *, height: int, width: int,
-                        method: str = "bilinear") -> tf.Tensor:
+                        method: str = "BILINEAR") -> tf.Tensor:
     """float32 [height, width, 3]: the image resized, aspect ratio not kept.
 
-    Boxes are normalized, so they need no change.
+    The OD API's sampling grid (`core.image_resizer.resize_images`); `method` is one of its
+    `ResizeType` names. Boxes are normalized, so they need no change.
     """
-    image = tf.image.resize(_float_image(image), [height, width], method=method)
+    image = image_resizer.resize_images(_float_image(image), height, width, method)
     image.set_shape([height, width, 3])
     return image

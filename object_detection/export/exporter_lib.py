@@ -12,8 +12,8 @@ Signature `serving_default`:
          `detection_scores` float32 [B, D], `detection_classes` float32 [B, D] label-map ids
          (1-based, as the OD API), `num_detections` float32 [B]; rows past num_detections are 0.
 
-Inside, the images are resized (bilinear, aspect ratio not kept: the model's
-`fixed_shape_resizer`, exactly as the input pipeline does for evaluation) to the model's fixed
+Inside, the images are resized (aspect ratio not kept: the model's
+`fixed_shape_resizer` with its `resize_method`, exactly as the input pipeline does) to the fixed
 size, run through the network and post-processed (decode, sigmoid, batched NMS). Because the
 resize stretches the whole image with no padding, boxes normalized to the model input are also
 normalized to the original image. No op is pinned to a device, so the same SavedModel runs on a
@@ -130,10 +130,8 @@ class DetectionModule(tf.Module):
         Returns:
           See the module docstring (`detection_classes` 1-based, `num_detections` float32).
         """
-        height, width = self.model.image_size
-        images = tf.cast(images, tf.float32)
-        # The method of data.preprocessor.fixed_shape_resizer, which fed the model in training.
-        images = tf.image.resize(images, [height, width], method="bilinear")  # [B, h, w, 3]
+        # The resize of the input pipeline (fixed_shape_resizer, OD API sampling grid).
+        images = self.model.resize_images(images)  # [B, h, w, 3] float32
         detections = self.model.postprocess(self.model(images, training=False))
         return {
             D.detection_boxes: tf.cast(detections[D.detection_boxes], tf.float32),

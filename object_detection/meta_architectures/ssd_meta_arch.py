@@ -4,16 +4,19 @@ The three phases of the OD API's `SSDMetaArch`, with explicit inputs and no hidd
 
 - `call(images)`: model preprocessing (the feature extractor's), backbone + FPN, weight-shared
   box predictor. Returns `box_encodings` float32 [B, A, 4] and
-  `class_predictions_with_background` float32 [B, A, K'] where K' = num_classes when
-  `encode_background_as_zeros` (background is "all sigmoids low") and num_classes + 1 otherwise
-  (column 0 is background).
+  `class_predictions_with_background` float32 [B, A, K'] where K' = num_classes + 1 when
+  `add_background_class` (the OD API default: column 0 is an implicit background slot) and
+  num_classes otherwise.
 - `compute_losses(predictions, groundtruth)`: anchors (a constant [A, 4] computed once from the
   fixed input size) are matched to the padded ground truth, the box coder gives regression
   targets, and the classification and localization losses are summed over anchors and divided
   by the number of matched anchors (`normalize_loss_by_num_matches`), and the localization loss
-  also by the code size 4 (`normalize_loc_loss_by_codesize`).
+  also by the code size 4 (`normalize_loc_loss_by_codesize`). The background slot, when there is
+  one, is a class target like the others (OD API): 0 everywhere with
+  `encode_background_as_zeros`, else 1 on unmatched anchors; its loss counts.
 - `postprocess(predictions)`: decode boxes against the anchors, convert logits to scores
-  (sigmoid), drop the background column if any, batched multiclass NMS, padded outputs.
+  (sigmoid), drop the background column if any, batched multiclass NMS on the decoded boxes,
+  then clip to the image window (the OD API's order), padded outputs.
 
 Heads, box math and losses run in float32 whatever the dtype policy.
 """
@@ -26,6 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from object_detection.core import image_resizer
 from object_detection.core import losses as losses_lib
 from object_detection.core import post_processing
 from object_detection.core.standard_fields import InputFields as F
@@ -72,8 +76,13 @@ class SSDMetaArch(keras.Model):
       box_predictor: layer mapping the feature dict to box encodings and class logits.
       anchors: float32 [A, 4] yxyx normalized, in the predictor's output order.
       image_size: (height, width) of the model input.
+      resize_method: how images of other sizes are brought to `image_size`
+        (`core.image_resizer.RESIZE_METHODS`; the config's `fixed_shape_resizer.resize_method`).
       num_classes: K, foreground classes (background excluded).
-      encode_background_as_zeros: whether the class head has K (True) or K + 1 columns.
+      encode_background_as_zeros: the background slot's target is always 0 (True) or 1 on
+        unmatched anchors (False).
+      add_background_class: the class head has K + 1 columns, column 0 for background (True,
+        OD API default), or K (False, then `encode_background_as_zeros` must be True).
       target_assigner: `core.target_assigner.TargetAssigner` (matcher + box coder).
       loss_options: `LossOptions`.
       postprocess_options: `PostprocessOptions`.
@@ -87,8 +96,10 @@ class SSDMetaArch(keras.Model):
         anchors: np.ndarray,
         image_size: tuple[int, int],
         num_classes: int,
+        resize_method: str = "BILINEAR",
         encode_background_as_zeros: bool,
         target_assigner,
+        add_background_class: bool = True,
         loss_options: LossOptions = LossOptions(),
         postprocess_options: PostprocessOptions = PostprocessOptions(),
         name: str = "ssd",
@@ -105,8 +116,16 @@ class SSDMetaArch(keras.Model):
         self.feature_extractor = feature_extractor
         self.box_predictor = box_predictor
         self.image_size = tuple(int(s) for s in image_size)
+        if resize_method not in image_resizer.RESIZE_METHODS:
+            raise ValueError(f"resize_method {resize_method!r} is not one of "
+                             f"{list(image_resizer.RESIZE_METHODS)}.")
+        self.resize_method = resize_method
         self.num_classes = int(num_classes)
         self.encode_background_as_zeros = bool(encode_background_as_zeros)
+        self.add_background_class = bool(add_background_class)
+        if not self.add_background_class and not self.encode_background_as_zeros:
+            raise ValueError("add_background_class=False needs encode_background_as_zeros=True "
+                             "(there is no background slot to set to 1).")
         self.target_assigner = target_assigner
         self.loss_options = loss_options
         self.postprocess_options = postprocess_options
@@ -120,8 +139,14 @@ class SSDMetaArch(keras.Model):
 
     @property
     def num_class_slots(self) -> int:
-        """K': width of the class head (background column included unless encoded as zeros)."""
-        return self.num_classes if self.encode_background_as_zeros else self.num_classes + 1
+        """K': width of the class head (K + 1 with the implicit background column)."""
+        return self.num_classes + 1 if self.add_background_class else self.num_classes
+
+    def resize_images(self, images: tf.Tensor) -> tf.Tensor:
+        """float32 [B, h, w, 3] (`image_size`) from images of any size, as the input pipeline
+        resizes them (`core.image_resizer.resize_images` with `resize_method`)."""
+        height, width = self.image_size
+        return image_resizer.resize_images(images, height, width, self.resize_method)
 
     def build(self, input_shape=None):
         """Creates every weight by tracing the network symbolically at the fixed input size."""
@@ -160,7 +185,8 @@ class SSDMetaArch(keras.Model):
             optionally groundtruth_weights float [B, N] (0 = ignore the box, e.g. COCO crowd).
 
         Returns:
-          The target assigner's cls_targets [B, A, K'] (a background column prepended unless
+          The target assigner's cls_targets [B, A, K'] (a background column prepended with
+          `add_background_class`: 0, or 1 on unmatched anchors without
           `encode_background_as_zeros`), cls_weights [B, A], reg_targets [B, A, 4],
           reg_weights [B, A], match int32 [B, A], and num_matches float32 scalar (this batch).
         """
@@ -172,9 +198,12 @@ class SSDMetaArch(keras.Model):
             num_classes=self.num_classes,
             groundtruth_weights=groundtruth.get(F.groundtruth_weights),
         ))
-        if not self.encode_background_as_zeros:
+        if self.add_background_class:
             cls_targets = targets["cls_targets"]
-            background = 1.0 - tf.reduce_max(cls_targets, axis=-1, keepdims=True)
+            if self.encode_background_as_zeros:
+                background = tf.zeros_like(cls_targets[..., :1])
+            else:
+                background = 1.0 - tf.reduce_max(cls_targets, axis=-1, keepdims=True)
             targets["cls_targets"] = tf.concat([background, cls_targets], axis=-1)  # [B, A, K+1]
         targets["num_matches"] = tf.reduce_sum(targets["reg_weights"])
         return targets
@@ -234,8 +263,8 @@ class SSDMetaArch(keras.Model):
             fixed_shape_resizer every image fills the model input, and boxes are normalized to it.
 
         Returns:
-          detection_boxes float32 [B, D, 4] yxyx normalized to the model input (clipped to
-          [0, 1]), detection_scores float32 [B, D], detection_classes float32 [B, D] 0-based,
+          detection_boxes float32 [B, D, 4] yxyx normalized to the model input (NMS on the
+          decoded boxes, then clipped to [0, 1] and zero-area boxes dropped), detection_scores float32 [B, D], detection_classes float32 [B, D] 0-based,
           num_detections int32 [B]; rows past num_detections are zeros.
         """
         del true_image_shapes  # see Args
@@ -243,11 +272,10 @@ class SSDMetaArch(keras.Model):
         batch = tf.shape(predictions[P.box_encodings])[0]
         anchors = tf.broadcast_to(self.anchors, [batch, self.num_anchors, 4])
         boxes = self.target_assigner.box_coder.decode(predictions[P.box_encodings], anchors)
-        boxes = tf.clip_by_value(boxes, 0.0, 1.0)
         scores = post_processing.score_converter(
             predictions[P.class_predictions_with_background], opts.score_converter,
             logit_scale=opts.logit_scale)
-        if not self.encode_background_as_zeros:
+        if self.add_background_class:
             scores = scores[..., 1:]  # drop the background column
         return post_processing.batch_multiclass_non_max_suppression(
             boxes, scores,
@@ -255,6 +283,8 @@ class SSDMetaArch(keras.Model):
             iou_threshold=opts.iou_threshold,
             max_detections_per_class=opts.max_detections_per_class,
             max_total_detections=opts.max_total_detections,
+            # The whole model input: with the fixed_shape_resizer every image fills it.
+            clip_window=tf.constant([0.0, 0.0, 1.0, 1.0]),
         )
 
     def provide_groundtruth(self, *args, **kwargs):

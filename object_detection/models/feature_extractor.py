@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from object_detection.models import feature_map_generators
 from object_detection.models import hyperparams as hp
+from object_detection.models import weight_loading
 
 BACKBONE_LEVELS = (2, 3, 4, 5)  # C2..C5 of every supported backbone
 
@@ -176,6 +177,23 @@ class SSDFpnFeatureExtractor(SSDFeatureExtractor):
     @abc.abstractmethod
     def _build_backbone(self) -> tuple[keras.Model, list[str]]:
         """Returns (full backbone model, names of its C2, C3, C4, C5 layers)."""
+
+    def load_keras_application_weights(self, path: str) -> weight_loading.WeightLoadReport:
+        """Copies a `keras.applications` ImageNet weights file (`.h5`) into the backbone.
+
+        The file is read by the matching `keras.applications` model (nothing is downloaded)
+        and copied by layer name with the adaptations of `weight_loading` (the report says
+        which were made).
+        """
+        reference, reverse_input_channels = self._keras_application(path)
+        return weight_loading.load_keras_application_weights(
+            self.backbone, reference, reverse_input_channels=reverse_input_channels)
+
+    def _keras_application(self, path: str) -> tuple[keras.Model, tuple[str, ...]]:
+        """(the keras.applications model loaded from `path`, convs to reverse the input
+        channels of). Subclasses with a keras.applications counterpart override this."""
+        raise ValueError(f"{type(self).__name__} has no keras.applications counterpart to "
+                         f"read {path!r} with.")
 
     def build(self, input_shape):
         """Creates the FPN and coarse-level variables (the backbone is built already)."""

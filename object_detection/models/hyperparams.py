@@ -13,8 +13,10 @@ Relations to the OD API that are not obvious from the field names:
 - `BatchNormParams.decay` is Keras' `momentum` (slim's "decay" is the moving-average momentum).
 - A conv followed by batch norm has no bias unless `force_use_bias` (the BN `beta` plays that
   role), exactly as `KerasLayerHyperparams.use_bias()`: `force_use_bias or not (bn and center)`.
-- `BatchNormParams.train = False` means the statistics and the affine parameters are never
-  updated; this module treats it like `freeze_batchnorm`.
+- `freeze_batchnorm` (and `BatchNormParams.train = False`) freeze the *statistics* only, as
+  the OD API's `FreezableBatchNorm(training=False)` does: the layer always normalizes with its
+  moving mean and variance and never updates them, while `gamma` and `beta` stay trainable
+  variables and train with the rest of the model.
 """
 from __future__ import annotations
 
@@ -47,32 +49,22 @@ class BatchNormParams:
 
 
 class FreezableBatchNorm(keras.layers.BatchNormalization):
-    """`BatchNormalization` that can be frozen for good.
+    """`BatchNormalization` whose statistics can be frozen for good.
 
-    A frozen layer always normalizes with its moving statistics (inference mode, whatever
-    `training` says) and its variables are not trainable; setting `trainable = True` on it or on
-    an enclosing model does not unfreeze it. This is the OD API `FreezableBatchNorm` with
-    `training=False`, the behaviour `freeze_batchnorm: true` asks for.
+    A frozen layer always normalizes with its moving mean and variance (inference mode,
+    whatever `training` says) and never updates them; its `gamma` and `beta` remain trainable
+    (the OD API's `FreezableBatchNorm(training=False)`, which is what `freeze_batchnorm: true`
+    asks for there). `layer.trainable = False` stops `gamma` and `beta` as usual.
     """
 
     def __init__(self, frozen: bool = False, **kwargs):
         super().__init__(**kwargs)
         self._frozen = bool(frozen)
-        if self._frozen:
-            self.trainable = False
 
     @property
     def frozen(self) -> bool:
+        """True when the statistics are frozen (normalization always in inference mode)."""
         return self._frozen
-
-    @property
-    def trainable(self):
-        return keras.layers.BatchNormalization.trainable.fget(self)
-
-    @trainable.setter
-    def trainable(self, value):
-        frozen = getattr(self, "_frozen", False)
-        keras.layers.BatchNormalization.trainable.fset(self, bool(value) and not frozen)
 
     def call(self, inputs, training=None, mask=None):
         if mask is not None or len(inputs.shape) != 4 or self.axis not in (-1, 3):
@@ -96,7 +88,8 @@ class FreezableBatchNorm(keras.layers.BatchNormalization):
 
         Keras would cast bfloat16/float16 activations to float32 and back around every batch
         norm; here only the [C] scale and offset are cast. The gradient with respect to the
-        input needs only `scale`, so the layer keeps no activation alive for the backward pass.
+        input needs only `scale`, so the layer keeps no activation alive for the backward pass
+        beyond the input itself (for the gradients of `gamma` and `beta`).
         """
         scale, offset = self._moving_statistics(inputs.shape[-1])
         return inputs * tf.cast(scale, inputs.dtype) + tf.cast(offset, inputs.dtype)
@@ -240,8 +233,9 @@ class ConvHyperparams:
 
         Args:
           name: layer name.
-          freeze: always run in inference mode with non-trainable variables
-            (`freeze_batchnorm`); `batch_norm.train = False` freezes too.
+          freeze: always normalize with the moving statistics and never update them
+            (`freeze_batchnorm`); `batch_norm.train = False` does the same. `gamma` and `beta`
+            stay trainable either way (OD API semantics).
 
         Returns:
           A `FreezableBatchNorm`, or `keras.layers.Identity` when `batch_norm` is None.

@@ -1,21 +1,26 @@
-"""ResNet v1 (50/101/152) backbones, laid out and named exactly as `keras.applications`.
+"""ResNet v1 (50/101/152) backbones: the OD API TF2 network, with `keras.applications` names.
 
-Architecture (He et al. 2015, "v1" bottleneck as in `keras.applications.ResNet50`):
-`conv1_pad` (3 px) -> 7x7/2 `conv1_conv` -> BN -> ReLU -> `pool1_pad` (1 px) -> 3x3/2 max pool,
-then four stages `conv2..conv5` of bottleneck blocks `1x1 -> 3x3 -> 1x1 (x4)` whose stride sits
-on the first 1x1 conv of the first block of stages 3-5. Every layer has the `keras.applications`
-name (`conv4_block6_2_conv`, `conv4_block6_2_bn`, ...) and every conv has a bias, so ImageNet
-weights saved by `keras.applications.ResNet50` copy in by layer name
-(`weight_loading.load_keras_application_weights`). With explicit padding then `valid` convs, a
-side of n pixels gives ceil(n / 2**l) at stride 2**l for every n, odd included.
+Architecture (He et al. 2015, "v1" bottleneck), as the OD API's Keras ResNet v1
+(`models/keras_models/resnet_v1.py`) computes it: `conv1_pad` (3 px) -> 7x7/2 `conv1_conv` ->
+BN -> ReLU -> 3x3/2 max pool with 'same' padding (`pool1_pool`), then four stages
+`conv2..conv5` of bottleneck blocks `1x1 -> 3x3 -> 1x1 (x4)` whose stride sits on the first
+1x1 conv of the first block of stages 3-5. No conv has a bias (batch norm follows every one).
+Every layer has the `keras.applications` name (`conv4_block6_2_conv`, `conv4_block6_2_bn`, ...),
+so the OD API's checkpoints map by layer and Keras ImageNet `.h5` weights map by name once
+adapted (`weight_loading.load_keras_application_weights`: conv1's input channels reversed,
+conv biases folded into the batch norms). With 'same' padding, a side of n pixels gives
+ceil(n / 2**l) at stride 2**l for every n, odd included.
 
-Differences from `keras.applications`, all opt-in (the defaults reproduce it exactly):
+Where `keras.applications.ResNet50` differs (and the OD API follows the slim recipe instead):
+its pool1 zero-pads 1 px on every side then pools 'valid' (the window starts one pixel earlier),
+its convs have biases, its batch norm epsilon is 1.001e-5 (here 1e-5) and it expects BGR input.
+
+Options (defaults are the OD API's):
 - `depth_multiplier` / `min_depth` scale every conv to `max(int(c * depth_multiplier), min_depth)`
   (the OD API's reduced-depth ResNets);
 - `conv_hyperparams` (the OD API's `override_base_feature_extractor_hyperparams`) replaces the
-  initializer, regularizer, batch norm and activation of every layer; convs keep their bias
-  either way, since the pretrained function includes it;
-- `freeze_batchnorm` freezes every batch norm (`hyperparams.FreezableBatchNorm`).
+  initializer, regularizer, batch norm and activation of every layer; convs stay bias-free;
+- `freeze_batchnorm` freezes the statistics of every batch norm (`hyperparams.FreezableBatchNorm`).
 """
 from __future__ import annotations
 
@@ -27,13 +32,12 @@ from object_detection.models import hyperparams as hp
 RESNET_V1_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
 
 # Without override, the OD API Keras ResNet uses Keras L2(1e-4) (slim weight 2e-4), TF's default
-# variance scaling initializer and batch norm momentum 0.997 with a learned scale; the epsilon is
-# that of keras.applications (1.001e-5), which its ImageNet weights were trained with.
+# variance scaling initializer and batch norm momentum 0.997, epsilon 1e-5, with a learned scale.
 DEFAULT_HYPERPARAMS = hp.ConvHyperparams(
     activation="RELU",
     l2_weight=2e-4,
     initializer={"kind": "variance_scaling", "factor": 1.0, "mode": "FAN_IN", "uniform": False},
-    batch_norm=hp.BatchNormParams(decay=0.997, epsilon=1.001e-5, center=True, scale=True),
+    batch_norm=hp.BatchNormParams(decay=0.997, epsilon=1e-5, center=True, scale=True),
 )
 
 
@@ -60,12 +64,12 @@ def resnet_v1(
       min_depth: lower bound of every scaled channel count.
       conv_hyperparams: replaces the default layer hyperparameters (`DEFAULT_HYPERPARAMS`); its
         `batch_norm` must not be None.
-      freeze_batchnorm: every batch norm runs in inference mode with frozen variables.
+      freeze_batchnorm: every batch norm normalizes with its frozen moving statistics.
       name: model name (default `resnet{depth}`).
 
     Returns:
-      A functional `keras.Model` taking float [B, H, W, 3] (caffe-preprocessed: BGR, ImageNet
-      mean subtracted) and returning the `conv5_block{n}_out` map, [B, ceil(H/32), ceil(W/32),
+      A functional `keras.Model` taking float [B, H, W, 3] (RGB minus the ImageNet means, as
+      the OD API feeds it) and returning the `conv5_block{n}_out` map, [B, ceil(H/32), ceil(W/32),
       2048 * depth_multiplier]. Intermediate maps are reachable with `get_layer(...).output`.
     """
     blocks = _blocks(depth)
@@ -83,8 +87,8 @@ def resnet_v1(
     x = layers.conv(64, 7, strides=2, padding="valid", name="conv1_conv")(x)
     x = layers.batch_norm("conv1_bn")(x)
     x = layers.activation("conv1_relu")(x)
-    x = keras.layers.ZeroPadding2D(padding=((1, 1), (1, 1)), name="pool1_pad")(x)
-    x = keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+    # OD API (slim recipe): 'same' pooling, no zero padding (keras.applications: pad 1, 'valid').
+    x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool1_pool")(x)
 
     for stage, (filters, num_blocks) in enumerate(zip((64, 128, 256, 512), blocks), start=2):
         stride = 1 if stage == 2 else 2
@@ -136,10 +140,10 @@ class _Layers:
 
     def conv(self, filters: int, kernel_size: int, *, strides: int = 1, padding: str = "valid",
              name: str) -> keras.layers.Conv2D:
-        # Bias kept (keras.applications layout) so that pretrained weights load unchanged.
+        # No bias, as the OD API builds it (batch norm follows every conv).
         return keras.layers.Conv2D(
             self.depth(filters), kernel_size, strides=strides, padding=padding, name=name,
-            **self._params.conv_kwargs(use_bias=True))
+            **self._params.conv_kwargs(use_bias=False))
 
     def batch_norm(self, name: str) -> keras.layers.Layer:
         return self._params.make_batch_norm(name, freeze=self._freeze)

@@ -31,6 +31,11 @@ class SSDMobileNetV1FpnFeatureExtractor(feature_extractor.SSDFpnFeatureExtractor
                 mobilenet_v1.DEPTHWISE_FPN_FILTER_OVERRIDES if self.use_depthwise else None))
         return model, list(mobilenet_v1.OUTPUT_LAYER_NAMES)
 
+    def _keras_application(self, path: str) -> tuple[keras.Model, tuple[str, ...]]:
+        return keras.applications.MobileNet(
+            include_top=False, weights=path, alpha=self.depth_multiplier,
+            input_shape=(224, 224, 3)), ()
+
     def preprocess(self, images: tf.Tensor) -> tf.Tensor:
         """float [B, H, W, 3] in 0..255 -> [-1, 1]."""
         return (2.0 / 255.0) * tf.convert_to_tensor(images) - 1.0

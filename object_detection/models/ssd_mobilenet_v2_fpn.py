@@ -38,6 +38,11 @@ class SSDMobileNetV2FpnFeatureExtractor(feature_extractor.SSDFpnFeatureExtractor
                 names[i] = layer_name.replace("_add", "_project_BN")
         return model, names
 
+    def _keras_application(self, path: str) -> tuple[keras.Model, tuple[str, ...]]:
+        return keras.applications.MobileNetV2(
+            include_top=False, weights=path, alpha=self.depth_multiplier,
+            input_shape=(224, 224, 3)), ()
+
     def preprocess(self, images: tf.Tensor) -> tf.Tensor:
         """float [B, H, W, 3] in 0..255 -> [-1, 1]."""
         return (2.0 / 255.0) * tf.convert_to_tensor(images) - 1.0

@@ -6,10 +6,10 @@ ResNet50; `conv4_block23_out` for 101; `conv3_block8_out`, `conv4_block36_out` f
 over min_level..min(max_level, 5) and stride-2 conv blocks up to max_level (see
 `feature_extractor.SSDFpnFeatureExtractor`).
 
-Preprocessing is the `keras.applications` "caffe" mode, RGB -> BGR then minus the ImageNet BGR
-means [103.939, 116.779, 123.68], so that ImageNet weights of `keras.applications.ResNet50/101/152`
-(loaded with `weight_loading.load_keras_application_weights`) see the input they were trained on.
-(The OD API subtracts the same means in RGB order, for its own checkpoints.)
+Preprocessing is the OD API's: the ImageNet means [123.68, 116.779, 103.939] subtracted from the
+RGB channels, no channel flip and no scaling. ImageNet weights of
+`keras.applications.ResNet50/101/152` (trained on BGR input) are adapted to it when they are
+loaded (`weight_loading.load_keras_application_weights` reverses conv1's input channels).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import tensorflow as tf
 from object_detection.models import feature_extractor
 from object_detection.models import resnet_v1
 
-CAFFE_BGR_MEANS = (103.939, 116.779, 123.68)
+IMAGENET_RGB_MEANS = (123.68, 116.779, 103.939)
 
 
 class SSDResNetV1FpnFeatureExtractor(feature_extractor.SSDFpnFeatureExtractor):
@@ -35,7 +35,7 @@ class SSDResNetV1FpnFeatureExtractor(feature_extractor.SSDFpnFeatureExtractor):
           name: layer name (default `ResNet{depth}V1_FPN`).
           **kwargs: see `feature_extractor.SSDFeatureExtractor`. Without
             `override_base_feature_extractor_hyperparams` the backbone uses
-            `resnet_v1.DEFAULT_HYPERPARAMS` (keras.applications batch norm epsilon 1.001e-5).
+            `resnet_v1.DEFAULT_HYPERPARAMS` (the OD API's: batch norm epsilon 1e-5, momentum 0.997).
         """
         if depth not in resnet_v1.RESNET_V1_BLOCKS:
             raise ValueError(
@@ -54,7 +54,13 @@ class SSDResNetV1FpnFeatureExtractor(feature_extractor.SSDFpnFeatureExtractor):
             conv_hyperparams=self.backbone_hyperparams, freeze_batchnorm=self.freeze_batchnorm)
         return model, resnet_v1.output_layer_names(self.resnet_depth)
 
+    def _keras_application(self, path: str) -> tuple[keras.Model, tuple[str, ...]]:
+        make = {50: keras.applications.ResNet50, 101: keras.applications.ResNet101,
+                152: keras.applications.ResNet152}[self.resnet_depth]
+        # keras.applications' ResNets were trained on BGR ('caffe' preprocessing).
+        return make(include_top=False, weights=path), ("conv1_conv",)
+
     def preprocess(self, images: tf.Tensor) -> tf.Tensor:
-        """float [B, H, W, 3] RGB 0..255 -> BGR minus the ImageNet means (Keras 'caffe' mode)."""
+        """float [B, H, W, 3] RGB 0..255 -> RGB minus the ImageNet means (OD API)."""
         images = tf.convert_to_tensor(images)
-        return images[..., ::-1] - tf.constant(CAFFE_BGR_MEANS, dtype=images.dtype)
+        return images - tf.constant(IMAGENET_RGB_MEANS, dtype=images.dtype)

@@ -89,7 +89,7 @@ def fine_tune(model, path: str, kind: str) -> None:
         if is_keras_file:
             report = load_backbone_from_keras_weights(extractor, path)
             logger.info("fine-tune (classification): %s", report)
-            print(f"fine-tune: backbone weights from {path}: {report}", flush=True)
+            print(f"fine-tune: backbone weights from {path}: {report.summary()}", flush=True)
             return
         status = model_checkpoint(model, extractor.backbone.variables).restore(path)
         status.expect_partial().assert_existing_objects_matched()
@@ -112,27 +112,9 @@ def _checkpoint_key(path: str) -> str:
 
 def load_backbone_from_keras_weights(extractor, path: str):
     """Copies a keras.applications ImageNet weights file into the extractor's backbone."""
-    import keras
-
-    from object_detection.models import ssd_mobilenet_v1_fpn, ssd_mobilenet_v2_fpn
-    from object_detection.models import ssd_resnet_v1_fpn, weight_loading
-
     if not os.path.exists(path):
         raise FileNotFoundError(f"train_config.fine_tune_checkpoint: {path!r} does not exist.")
-    apps = keras.applications
-    if isinstance(extractor, ssd_resnet_v1_fpn.SSDResNetV1FpnFeatureExtractor):
-        depth = extractor.resnet_depth
-        make = {50: apps.ResNet50, 101: apps.ResNet101, 152: apps.ResNet152}[depth]
-        reference = make(include_top=False, weights=path)
-    elif isinstance(extractor, ssd_mobilenet_v1_fpn.SSDMobileNetV1FpnFeatureExtractor):
-        reference = apps.MobileNet(include_top=False, weights=path,
-                                   alpha=extractor.depth_multiplier, input_shape=(224, 224, 3))
-    elif isinstance(extractor, ssd_mobilenet_v2_fpn.SSDMobileNetV2FpnFeatureExtractor):
-        reference = apps.MobileNetV2(include_top=False, weights=path,
-                                     alpha=extractor.depth_multiplier, input_shape=(224, 224, 3))
-    else:
-        raise ValueError(f"no Keras applications backbone for {type(extractor).__name__}.")
-    return weight_loading.load_keras_application_weights(extractor.backbone, reference)
+    return extractor.load_keras_application_weights(path)
 
 
 def keep_best(model_dir: str, checkpoint_path: str | None, step: int, metrics: dict,

@@ -82,7 +82,8 @@ def test_ssd320_output_shapes(ssd320):
     model, outputs = ssd320
     assert model.num_anchors == 12804
     assert tuple(outputs[P.box_encodings].shape) == (2, 12804, 4)
-    assert tuple(outputs[P.class_predictions_with_background].shape) == (2, 12804, 90)
+    # 90 classes + the OD API's implicit background slot (add_background_class default).
+    assert tuple(outputs[P.class_predictions_with_background].shape) == (2, 12804, 91)
     assert outputs[P.box_encodings].dtype == tf.float32
     assert np.all(np.isfinite(outputs[P.class_predictions_with_background].numpy()))
 
@@ -96,6 +97,10 @@ def test_ssd320_parameter_count(ssd320, capsys):
     # smaller class conv than 91 x 9, so ~32.9M is expected: within 3% of 33.4M.
     assert 32.0e6 <= total <= 34.0e6
     assert abs(total - 33.4e6) / 33.4e6 < 0.03
+    # Exactly the OD API's model from the same config (its 465 variables, recorded from a real
+    # OD API build in tools/odapi_checkpoint_keys/ssd320_full.txt): no backbone conv biases,
+    # 91 class slots.
+    assert total == 32_916_218
 
 
 # ------------------------------------------------------------------------------------------------
@@ -171,7 +176,8 @@ def _tiny(change: str | None = None) -> model_pb2.DetectionModel:
 
 def test_tiny_model_from_text_proto():
     model = model_builder.build(_tiny(), is_training=True)
-    assert model.num_classes == 3 and model.num_class_slots == 3
+    assert model.num_classes == 3 and model.num_class_slots == 4  # + background (OD API)
+    assert model.resize_method == "BILINEAR"
     assert model.num_anchors == TINY_ANCHORS
     assert model.image_size == (128, 128)
     # The sub-builders' values land in the model's public options.
@@ -183,6 +189,21 @@ def test_tiny_model_from_text_proto():
     assert model.loss_options.normalize_loc_by_codesize
     assert model.postprocess_options.max_detections_per_class == 50
     assert model.postprocess_options.score_converter == "SIGMOID"
+
+
+def test_no_background_slot_with_add_background_class_false():
+    model = model_builder.build(_tiny("ssd { add_background_class: false }"), is_training=False)
+    assert model.num_class_slots == 3
+    outputs = model(tf.zeros([1, 128, 128, 3]))
+    assert tuple(outputs[P.class_predictions_with_background].shape) == (1, TINY_ANCHORS, 3)
+
+
+@pytest.mark.parametrize("method", ["BILINEAR", "NEAREST_NEIGHBOR", "BICUBIC", "AREA"])
+def test_resize_method_is_honoured(method):
+    model = model_builder.build(_tiny(
+        f"ssd {{ image_resizer {{ fixed_shape_resizer {{ height: 128 width: 128 "
+        f"resize_method: {method} }} }} }}"), is_training=False)
+    assert model.resize_method == method
 
 
 def test_background_column_when_not_encoded_as_zeros():

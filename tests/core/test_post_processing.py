@@ -80,6 +80,32 @@ class BatchMulticlassNmsTest(parameterized.TestCase, tf.test.TestCase):
         self.assertAllEqual(out[D.num_detections], [2, 0])
         self.assertAllClose(out[D.detection_scores][0, :3], [0.9, 0.75, 0.0])
 
+    def test_nms_runs_on_the_unclipped_boxes_then_clips(self):
+        # Two same-class boxes crossing the right border of the window: unclipped IoU
+        # 1.0 / 2.5 = 0.4 (both kept at threshold 0.6, as the OD API keeps them); clipped they
+        # would both be [0, 0.5, 1, 1] (IoU 1.0, one suppressed).
+        boxes = tf.constant([[[0.0, 0.5, 1.0, 1.5], [0.0, 0.5, 1.0, 3.0]]])
+        scores = tf.constant([[[0.9], [0.8]]])
+        out = post_processing.batch_multiclass_non_max_suppression(
+            boxes, scores, score_threshold=0.1, iou_threshold=0.6, max_detections_per_class=10,
+            max_total_detections=4, clip_window=tf.constant([0.0, 0.0, 1.0, 1.0]))
+        self.assertAllEqual(out[D.num_detections], [2])
+        self.assertAllClose(out[D.detection_scores][0], [0.9, 0.8, 0.0, 0.0])
+        self.assertAllClose(out[D.detection_boxes][0, :2], [[0.0, 0.5, 1.0, 1.0]] * 2)
+        self.assertAllClose(out[D.detection_boxes][0, 2:], np.zeros([2, 4]))
+
+    def test_boxes_pruned_after_clipping_are_replaced_by_the_next_best(self):
+        # The best box lies outside the window: clipped to zero area it is dropped after NMS
+        # and the two next survivors fill max_total_detections = 2.
+        boxes = tf.constant([[[1.2, 1.2, 1.5, 1.5], B0, B2]])
+        scores = tf.constant([[[0.95], [0.9], [0.8]]])
+        out = post_processing.batch_multiclass_non_max_suppression(
+            boxes, scores, score_threshold=0.1, iou_threshold=0.5, max_detections_per_class=10,
+            max_total_detections=2, clip_window=tf.constant([0.0, 0.0, 1.0, 1.0]))
+        self.assertAllEqual(out[D.num_detections], [2])
+        self.assertAllClose(out[D.detection_scores][0], [0.9, 0.8])
+        self.assertAllClose(out[D.detection_boxes][0], [B0, B2])
+
     def test_accepts_boxes_with_a_class_axis_of_one(self):
         out = post_processing.batch_multiclass_non_max_suppression(
             BOXES[:, :, tf.newaxis, :], SCORES, 0.1, 0.5, 10, 8)

@@ -126,7 +126,8 @@ def test_output_shapes(tiny):
     assert model.num_anchors == A
     assert tuple(model.anchors.shape) == (A, 4)
     assert tuple(predictions[P.box_encodings].shape) == (2, A, 4)
-    assert tuple(predictions[P.class_predictions_with_background].shape) == (2, A, K)
+    # OD API default add_background_class: K + 1 slots, column 0 the implicit background.
+    assert tuple(predictions[P.class_predictions_with_background].shape) == (2, A, K + 1)
     assert predictions[P.box_encodings].dtype == tf.float32
     assert predictions[P.class_predictions_with_background].dtype == tf.float32
 
@@ -227,15 +228,18 @@ def _one_hot_logits(num_columns: int, hot_column: int, background_column: int | 
             P.class_predictions_with_background: tf.constant(logits)}
 
 
-@pytest.mark.parametrize("zeros, columns, hot", [
-    (True, K, 2),  # K columns, class 2 is column 2
-    (False, K + 1, 3),  # background in column 0, class 2 is column 3
+@pytest.mark.parametrize("config, columns, hot", [
+    # K columns, class 2 is column 2
+    ("encode_background_as_zeros: true add_background_class: false", K, 2),
+    # background in column 0, class 2 is column 3 (whatever the background target)
+    ("encode_background_as_zeros: true", K + 1, 3),
+    ("encode_background_as_zeros: false", K + 1, 3),
 ])
-def test_postprocess_returns_zero_based_foreground_classes(zeros, columns, hot):
-    model = _build(f"ssd {{ encode_background_as_zeros: {str(zeros).lower()} }}")
+def test_postprocess_returns_zero_based_foreground_classes(config, columns, hot):
+    model = _build(f"ssd {{ {config} }}")
     assert model.num_class_slots == columns
     detections = model.postprocess(
-        _one_hot_logits(columns, hot, background_column=None if zeros else 0))
+        _one_hot_logits(columns, hot, background_column=None if columns == K else 0))
     # The top detection is the hot anchor: class 2, score sigmoid(10), its box (codes are 0).
     assert detections[D.detection_classes][0, 0].numpy() == 2.0
     assert detections[D.detection_scores][0, 0].numpy() == pytest.approx(1 / (1 + math.exp(-10)))
@@ -245,6 +249,17 @@ def test_postprocess_returns_zero_based_foreground_classes(zeros, columns, hot):
     assert np.all(classes < K)
     # Everything else scores sigmoid(-10) = 4.5e-5 > score_threshold: the output is full.
     assert detections[D.num_detections][0].numpy() == 100
+
+
+def test_background_column_targets_encoded_as_zeros():
+    # OD API: encode_background_as_zeros only zeroes the background target; the slot is there.
+    model = _build("ssd { encode_background_as_zeros: true }")
+    targets = model.assign_targets(_groundtruth(**GROUNDTRUTH))
+    cls_targets = targets["cls_targets"].numpy()  # [B, A, K + 1]
+    assert cls_targets.shape == (2, A, K + 1)
+    np.testing.assert_array_equal(cls_targets[..., 0], 0.0)
+    matched = targets["match"].numpy() >= 0
+    np.testing.assert_array_equal(cls_targets[..., 1:].sum(-1), np.where(matched, 1.0, 0.0))
 
 
 def test_background_column_targets():
@@ -294,7 +309,7 @@ def test_loss_normalization_flags(tiny):
 # Hand-computed losses: two anchors, one box, zero predictions.
 
 
-def _two_anchor_model(**loss_options) -> SSDMetaArch:
+def _two_anchor_model(add_background_class=False, **loss_options) -> SSDMetaArch:
     return SSDMetaArch(
         feature_extractor=None,  # the loss path never runs the network
         box_predictor=None,
@@ -302,6 +317,7 @@ def _two_anchor_model(**loss_options) -> SSDMetaArch:
         image_size=(64, 64),
         num_classes=K,
         encode_background_as_zeros=True,
+        add_background_class=add_background_class,
         target_assigner=TargetAssigner(
             matcher=ArgMaxMatcher(0.5, 0.5, force_match_for_each_row=True),
             box_coder=FasterRcnnBoxCoder((10.0, 10.0, 5.0, 5.0))),
@@ -342,6 +358,20 @@ def test_hand_computed_losses(options, loc, cls):
     losses = model.compute_losses(predictions, groundtruth)
     assert losses[L.localization_loss].numpy() == pytest.approx(loc, rel=1e-5)
     assert losses[L.classification_loss].numpy() == pytest.approx(cls, rel=1e-5)
+
+
+def test_hand_computed_losses_with_the_background_slot():
+    # OD API default (add_background_class, encode_background_as_zeros): K + 1 = 4 slots, the
+    # background slot's target is 0 on both anchors, so it adds two negatives to the focal
+    # loss: ln 2 + 2 * 0.75 * 0.25 * ln 2 = 1.375 ln 2.
+    model = _two_anchor_model(add_background_class=True, normalize_loc_by_codesize=True)
+    assert model.num_class_slots == K + 1
+    predictions = {P.box_encodings: tf.zeros([1, 2, 4]),
+                   P.class_predictions_with_background: tf.zeros([1, 2, K + 1])}
+    losses = model.compute_losses(predictions, _groundtruth([[[0.0, 0.0, 0.5, 0.56]]], [[1]],
+                                                            [1]))
+    assert losses[L.classification_loss].numpy() == pytest.approx(1.375 * FOCAL_SUM, rel=1e-5)
+    assert losses[L.localization_loss].numpy() == pytest.approx(SMOOTH_L1_SUM / 4, rel=1e-5)
 
 
 def test_hand_computed_losses_without_groundtruth():

@@ -2,13 +2,19 @@
 
 Each test builds the keras.applications model with `weights=None` (random init, no download),
 randomizes its batch norm statistics so that they matter, copies its weights into our backbone
-by layer name and compares outputs on the same input.
+by layer name and compares outputs on the same input. The ResNet is the OD API's network, which
+keras.applications' differs from (pool1, conv biases, channel order): its test checks the
+adaptation made at load time, and the OD API semantics themselves.
 """
 from __future__ import annotations
 
+import os
+
+import h5py
 import keras
 import numpy as np
 import tensorflow as tf
+from keras.src.legacy.saving import legacy_h5_format
 
 from object_detection.models import hyperparams as hp
 from object_detection.models import mobilenet_v1
@@ -54,12 +60,57 @@ class BackboneMatchesKerasApplicationsTest(tf.test.TestCase):
             self.assertGreater(scale, 1e-3, f"{name} output is degenerate")
             self.assertAllClose(a / scale, b / scale, atol=1e-4, msg=name)
 
-    def test_resnet50(self):
-        ours = resnet_v1.resnet_v1(50)
+    def test_resnet50_keras_h5_is_adapted_to_the_od_api_network(self):
+        # A legacy-format ImageNet file as keras.applications writes it (layer names, conv
+        # biases, BGR input, epsilon 1.001e-5), read back by keras.applications.ResNet50.
         theirs = keras.applications.ResNet50(weights=None, include_top=False)
-        self.assertEqual(ours.count_params(), theirs.count_params())
-        self._check_same_outputs(ours, theirs, resnet_v1.output_layer_names(50),
-                                 _images((-120.0, 130.0)))
+        _randomize_batch_norms(theirs)
+        rng = np.random.default_rng(3)
+        for layer in theirs.layers:
+            if isinstance(layer, keras.layers.Conv2D):
+                layer.bias.assign(rng.normal(0.0, 0.3, layer.bias.shape).astype("float32"))
+        path = os.path.join(self.get_temp_dir(), "resnet50_notop.h5")
+        with h5py.File(path, "w") as f:
+            legacy_h5_format.save_weights_to_hdf5_group(f, theirs)
+        reloaded = keras.applications.ResNet50(weights=path, include_top=False)
+
+        ours = resnet_v1.resnet_v1(50)
+        report = load_keras_application_weights(
+            ours, reloaded, strict=True, reverse_input_channels=("conv1_conv",))
+        self.assertTrue(report.ok)
+        self.assertEmpty(report.unused)
+        self.assertLen(report.loaded, len([l for l in ours.layers if l.weights]))
+        self.assertEqual(report.adapted, (
+            "input channels of conv1_conv reversed (BGR-trained weights, RGB input)",
+            "53 conv biases folded into the moving mean of the batch norm after them",
+            "batch norm epsilon 1.001e-05 -> 1e-05 folded into the moving variance of 53 "
+            "batch norms"))
+        # No conv bias here: the parameter count is Keras' minus its 53 conv biases.
+        biases = sum(int(np.prod(l.bias.shape)) for l in theirs.layers
+                     if isinstance(l, keras.layers.Conv2D))
+        self.assertEqual(ours.count_params(), theirs.count_params() - biases)
+
+        rgb = np.random.default_rng(1).uniform(0.0, 255.0, (2, SIZE, SIZE, 3)).astype("float32")
+        ours_in = rgb - np.array([123.68, 116.779, 103.939], np.float32)  # OD API preprocess
+        theirs_in = keras.applications.resnet.preprocess_input(rgb.copy())  # BGR, caffe means
+        # The first block (conv1 + BN + ReLU): same numbers on the same image.
+        a = keras.Model(ours.input, ours.get_layer("conv1_relu").output)(ours_in)
+        b = keras.Model(reloaded.input, reloaded.get_layer("conv1_relu").output)(theirs_in)
+        scale = float(np.max(np.abs(b)))
+        self.assertGreater(scale, 1e-3)
+        self.assertAllClose(a / scale, b / scale, atol=1e-4)
+        # pool1 differs by design (OD API 'same' pooling); from the same pool1 output on, every
+        # stage of the adapted weights computes what keras.applications computes.
+        pool = keras.Model(ours.input, ours.get_layer("pool1_pool").output)(ours_in)
+        names = resnet_v1.output_layer_names(50)
+        rest_ours = keras.Model(ours.get_layer("pool1_pool").output,
+                                [ours.get_layer(n).output for n in names])
+        rest_theirs = keras.Model(reloaded.get_layer("pool1_pool").output,
+                                  [reloaded.get_layer(n).output for n in names])
+        for name, x, y in zip(names, rest_ours(pool), rest_theirs(pool)):
+            scale = float(np.max(np.abs(y)))
+            self.assertGreater(scale, 1e-3, name)
+            self.assertAllClose(x / scale, y / scale, atol=1e-4, msg=name)
 
     def test_mobilenet_v1(self):
         ours = mobilenet_v1.mobilenet_v1()
@@ -112,6 +163,27 @@ class BackboneOptionsTest(tf.test.TestCase):
         # ceil(100 / 4, 8, 16, 32) = 25, 13, 7, 4; ceil(75 / ...) = 19, 10, 5, 3.
         self.assertEqual([tuple(o.shape[1:3]) for o in outputs],
                          [(25, 19), (13, 10), (7, 5), (4, 3)])
+
+    def test_resnet_pool1_is_the_od_api_same_padded_max_pool(self):
+        # 4x4 input 0..15 row-major; 3x3/2 'same' pads 0 before, 1 after: windows start at
+        # rows/cols 0 and 2 -> [[10, 11], [14, 15]]. keras.applications' zero pad 1 + 'valid'
+        # windows start at -1 and 1 -> [[5, 7], [13, 15]].
+        model = resnet_v1.resnet_v1(50, depth_multiplier=0.0625, min_depth=8)
+        pool = model.get_layer("pool1_pool")
+        self.assertEqual(pool.padding, "same")
+        self.assertNotIn("pool1_pad", [layer.name for layer in model.layers])
+        x = tf.reshape(tf.range(16, dtype=tf.float32), [1, 4, 4, 1])
+        self.assertAllEqual(pool(x)[0, :, :, 0], [[10.0, 11.0], [14.0, 15.0]])
+
+    def test_resnet_convs_have_no_bias(self):
+        model = resnet_v1.resnet_v1(50, depth_multiplier=0.0625, min_depth=8)
+        convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+        self.assertLen(convs, 53)
+        self.assertEqual([c.name for c in convs if c.use_bias], [])
+        self.assertEqual([v.path for v in model.weights if v.path.endswith("/bias")], [])
+        bns = [layer for layer in model.layers
+               if isinstance(layer, keras.layers.BatchNormalization)]
+        self.assertEqual({bn.epsilon for bn in bns}, {1e-5})  # OD API, not Keras' 1.001e-5
 
     def test_resnet_101_and_152_output_layers(self):
         self.assertEqual(resnet_v1.output_layer_names(101),

@@ -82,26 +82,31 @@ def test_resnet50_fpn_ssd320_size_and_keras_weights(capsys):
               f"FPN {extractor.count_params() - backbone:,}, "
               f"predictor {predictor.count_params():,}, total {total:,} "
               f"(trainable {trainable:,})")
-    assert backbone == 23_587_712  # keras.applications.ResNet50(include_top=False)
+    # keras.applications.ResNet50(include_top=False) has 23,587,712, of which 26,560 are the
+    # conv biases the OD API's ResNet does not have.
+    assert backbone == 23_587_712 - 26_560
     # RetinaNet R50-FPN (91 classes, 9 anchors) is ~33.4M; 90 x 6 here has a smaller class conv.
     assert abs(total - 33.4e6) / 33.4e6 < 0.04
 
-    # ImageNet weights of keras.applications.ResNet50 copy into the backbone by name.
+    # ImageNet weights of keras.applications.ResNet50 copy into the backbone by name, adapted.
     keras_resnet = keras.applications.ResNet50(weights=None, include_top=False)
-    report = load_keras_application_weights(extractor.backbone, keras_resnet)
+    report = load_keras_application_weights(extractor.backbone, keras_resnet,
+                                            reverse_input_channels=("conv1_conv",))
     assert not report.missing
     # With override (scale: true) every variable has its Keras counterpart.
     assert not report.mismatched
     assert len(report.loaded) == len([l for l in extractor.backbone.layers if l.weights])
 
 
-def test_resnet_preprocess_is_keras_caffe_mode():
+def test_resnet_preprocess_subtracts_the_rgb_means_without_a_channel_flip():
     extractor = _extractor("resnet50")
     rgb = tf.constant([[[[255.0, 0.0, 10.0]]]])
-    # RGB -> BGR, minus the BGR ImageNet means.
-    expected = [[[[10.0 - 103.939, 0.0 - 116.779, 255.0 - 123.68]]]]
+    # OD API ssd_resnet_v1_fpn: RGB minus [123.68, 116.779, 103.939], channels kept in order.
+    expected = [[[[255.0 - 123.68, 0.0 - 116.779, 10.0 - 103.939]]]]
     assert np.allclose(extractor.preprocess(rgb), expected)
-    assert np.allclose(keras.applications.resnet.preprocess_input(rgb.numpy()), expected)
+    # keras.applications' 'caffe' mode is the same numbers in reversed channel order.
+    assert np.allclose(keras.applications.resnet.preprocess_input(rgb.numpy())[..., ::-1],
+                       expected)
 
 
 @pytest.mark.parametrize("kind", ["mobilenet_v1", "mobilenet_v2"])
@@ -110,21 +115,33 @@ def test_mobilenet_preprocess_maps_to_minus_one_one(kind):
     assert np.allclose(extractor.preprocess(tf.constant([0.0, 127.5, 255.0])), [-1.0, 0.0, 1.0])
 
 
-def test_freeze_batchnorm_freezes_every_batch_norm():
+def test_freeze_batchnorm_freezes_the_statistics_and_trains_gamma_and_beta():
+    # OD API semantics: FreezableBatchNorm(training=False) normalizes with the moving
+    # statistics, while gamma and beta stay trainable variables.
     extractor = _extractor("mobilenet_v2", freeze_batchnorm=True)
     images = extractor.preprocess(
         tf.random.stateless_uniform([2, 64, 64, 3], seed=[3, 4], maxval=255.0))
     inference = extractor(images, training=False)
-    training = extractor(images, training=True)
+    with tf.GradientTape() as tape:
+        training = extractor(images, training=True)
+        loss = tf.add_n([tf.reduce_sum(f) for f in training.values()])
     for level in inference:
         np.testing.assert_allclose(training[level], inference[level], rtol=1e-5, atol=1e-5)
     norms = [w for w in extractor.weights if "moving_mean" in w.path]
     assert len(norms) > 50  # backbone, FPN smoothing and coarse levels
-    bn_paths = {w.path for w in extractor.weights
-                if w.path.rsplit("/", 1)[-1] in ("gamma", "beta")}
-    assert bn_paths and not bn_paths & {w.path for w in extractor.trainable_weights}
-    # Convolutions stay trainable.
-    assert any(w.path.endswith("kernel") for w in extractor.trainable_weights)
+    trainable = {w.path for w in extractor.trainable_weights}
+    affine = [w for w in extractor.weights if w.path.rsplit("/", 1)[-1] in ("gamma", "beta")]
+    assert affine and all(w.path in trainable for w in affine)
+    statistics = [w for w in extractor.weights
+                  if w.path.rsplit("/", 1)[-1] in ("moving_mean", "moving_variance")]
+    assert not {w.path for w in statistics} & trainable
+    before = [w.numpy() for w in statistics]
+    gammas = [w for w in extractor.trainable_weights if w.path.endswith("gamma")]
+    grads = tape.gradient(loss, gammas)
+    assert all(g is not None for g in grads) and any(float(tf.reduce_max(tf.abs(g))) > 0
+                                                     for g in grads)
+    for w, value in zip(statistics, before):  # a training call updated no statistic
+        np.testing.assert_array_equal(w.numpy(), value)
 
 
 def test_unfrozen_batchnorm_uses_batch_statistics():

@@ -113,18 +113,33 @@ class BatchNormTest(tf.test.TestCase):
         x = tf.constant([[1.0, 2.0]])
         self.assertAllClose(layer(x, training=True), x)
 
-    def test_frozen_batch_norm_ignores_training_and_stays_frozen(self):
-        bn = hp.ConvHyperparams(batch_norm=hp.BatchNormParams()).make_batch_norm(
+    def test_frozen_batch_norm_ignores_training_and_keeps_gamma_beta_trainable(self):
+        bn = hp.ConvHyperparams(batch_norm=hp.BatchNormParams(scale=True)).make_batch_norm(
             "bn", freeze=True)
         x = tf.random.stateless_normal([8, 3], seed=[1, 2]) * 5.0 + 2.0
         inference = bn(x, training=False)
-        training = bn(x, training=True)
-        self.assertAllClose(training, inference)  # moving stats, not batch stats
-        self.assertAllClose(bn.moving_mean, np.zeros(3))  # not updated
-        self.assertEmpty(bn.trainable_weights)
-        bn.trainable = True  # e.g. model.trainable = True for fine-tuning
-        self.assertEmpty(bn.trainable_weights)
-        self.assertAllClose(bn(x, training=True), inference)
+        bn.moving_mean.assign([1.0, 2.0, 3.0])
+        bn.moving_variance.assign([4.0, 1.0, 0.25])
+        bn.gamma.assign([2.0, 1.0, 0.5])
+        bn.beta.assign([0.0, 1.0, -1.0])
+        with tf.GradientTape() as tape:
+            training = bn(x, training=True)
+            loss = tf.reduce_sum(training)
+        # Moving statistics, not batch statistics: gamma * (x - m) / sqrt(v + 1e-3) + beta.
+        expected = (np.array([2.0, 1.0, 0.5]) * (x.numpy() - [1.0, 2.0, 3.0])
+                    / np.sqrt(np.array([4.0, 1.0, 0.25]) + 1e-3) + [0.0, 1.0, -1.0])
+        self.assertAllClose(training, expected, atol=1e-5)
+        self.assertAllClose(bn(x, training=False), expected, atol=1e-5)
+        self.assertAllClose(bn.moving_mean, [1.0, 2.0, 3.0])  # not updated
+        # OD API: only the statistics are frozen; gamma and beta train.
+        self.assertEqual(sorted(w.path.split("/")[-1] for w in bn.trainable_weights),
+                         ["beta", "gamma"])
+        d_gamma, d_beta = tape.gradient(loss, [bn.gamma, bn.beta])
+        self.assertAllClose(d_beta, [8.0, 8.0, 8.0])
+        self.assertAllClose(d_gamma, np.sum((x.numpy() - [1.0, 2.0, 3.0])
+                                            / np.sqrt(np.array([4.0, 1.0, 0.25]) + 1e-3), 0),
+                            atol=1e-4)
+        del inference
 
     def test_train_false_freezes(self):
         bn = hp.ConvHyperparams(batch_norm=hp.BatchNormParams(train=False)).make_batch_norm("bn")

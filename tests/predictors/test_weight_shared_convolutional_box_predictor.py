@@ -107,9 +107,13 @@ def test_freeze_batchnorm():
     for key in (BOXES, CLASSES):
         np.testing.assert_allclose(training[key], inference[key], rtol=1e-6, atol=1e-6)
     trainable = {w.path for w in predictor.trainable_weights}
-    bn = [w.path for w in predictor.weights if "_bn_l" in w.path]
-    assert bn and not trainable & set(bn)
-    assert len(trainable) == 6 + 2  # kernels and the two predictor biases
+    statistics = [w.path for w in predictor.weights if "_bn_l" in w.path and "moving" in w.path]
+    affine = [w.path for w in predictor.weights
+              if "_bn_l" in w.path and w.path.endswith(("gamma", "beta"))]
+    # OD API: frozen statistics, trainable gamma and beta.
+    assert statistics and not trainable & set(statistics)
+    assert affine and set(affine) <= trainable
+    assert len(trainable) == 6 + 2 + len(affine)  # kernels, the two predictor biases, BN
 
 
 def test_batch_norm_follows_the_hyperparams():
