@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from object_detection.builders import model_builder
 from object_detection.core.standard_fields import DetectionResultFields as D
-from object_detection.meta_architectures import ssd_meta_arch
+from object_detection.meta_architectures import odapi_checkpoint, ssd_meta_arch
 from object_detection.training import checkpoints
 from object_detection.utils import config_util
 
@@ -71,7 +71,8 @@ class CheckpointError(RuntimeError):
 
 
 def restore_model(model: ssd_meta_arch.SSDMetaArch, checkpoint: str) -> str:
-    """Loads the model weights of a training checkpoint (optimizer slots are skipped).
+    """Loads the model weights of a training checkpoint (optimizer slots are skipped), of this
+    project or of the OD API (`model_main_tf2.py`, model zoo `checkpoint/ckpt-0`).
 
     Args:
       model: a built model of the checkpoint's config.
@@ -85,10 +86,9 @@ def restore_model(model: ssd_meta_arch.SSDMetaArch, checkpoint: str) -> str:
       CheckpointError: the checkpoint lacks some of the model's variables (another config?).
     """
     path = resolve_checkpoint(checkpoint)
-    status = checkpoints.model_checkpoint(model).restore(path).expect_partial()
-    try:
-        status.assert_existing_objects_matched()  # every model variable comes from the file
-    except AssertionError as e:
+    try:  # every model variable comes from the file (this project's or the OD API's layout)
+        checkpoints.restore_model_weights(model, path)
+    except (AssertionError, odapi_checkpoint.OdApiCheckpointError) as e:
         raise CheckpointError(f"{path}: does not match the model of this config: "
                               f"{str(e)[:500]}") from None
     logger.info("restored model weights from %s", path)

@@ -3,9 +3,11 @@
 - Resume: the newest checkpoint in `model_dir` (model + optimizer, so the step continues).
 - Fine-tune (only when `model_dir` has no checkpoint), from `train_config.fine_tune_checkpoint`:
   `classification`: the backbone only, from a Keras applications weights file (`.h5`, e.g.
-  ResNet50 ImageNet weights) copied layer by layer by name, or from a checkpoint of this
-  project; `detection` (or `full`): every variable of a detection checkpoint of this project
-  whose path and shape match.
+  ResNet50 ImageNet weights) copied layer by layer by name and adapted, from an OD API TF2
+  checkpoint, or from a checkpoint of this project; `detection` (or `full`): every variable of
+  an OD API TF2 checkpoint (model zoo `checkpoint/ckpt-0`, `model_main_tf2.py` output; a class
+  head of another num_classes is left out and said so), or every variable of a detection
+  checkpoint of this project whose path and shape match.
 - Best: after each evaluation the checkpoint with the highest COCO mAP is copied to
   `model_dir/best/` with `best.json` beside it.
 """
@@ -18,6 +20,8 @@ import os
 import shutil
 
 import tensorflow as tf
+
+from object_detection.meta_architectures import odapi_checkpoint
 
 logger = logging.getLogger("object_detection")
 
@@ -84,6 +88,13 @@ def fine_tune(model, path: str, kind: str) -> None:
         raise FileNotFoundError(
             f"train_config.fine_tune_checkpoint: {path!r} does not exist (neither a checkpoint "
             f"prefix, a checkpoint directory nor a Keras weights file).")
+    if not is_keras_file and odapi_checkpoint.is_odapi_checkpoint(path):
+        report = odapi_checkpoint.restore(model, path, backbone_only=kind == "classification",
+                                          allow_other_num_classes=True)
+        logger.info("fine-tune (%s) from the OD API checkpoint %s: %s", kind, path,
+                    report.summary())
+        print(f"fine-tune ({kind}): {report.summary()} ({path})", flush=True)
+        return
     if kind == "classification":
         extractor = model.feature_extractor
         if is_keras_file:
@@ -102,6 +113,23 @@ def fine_tune(model, path: str, kind: str) -> None:
     model_checkpoint(model, matching).restore(path).expect_partial()
     print(f"fine-tune: {len(matching)} of {len(model.variables)} variables from the detection "
           f"checkpoint {path} (same path and shape)", flush=True)
+
+
+def restore_model_weights(model, path: str) -> int | None:
+    """Every model variable from a checkpoint prefix of this project or of the OD API (TF2).
+
+    Returns:
+      The checkpoint's training step when it stores one (OD API layout), else None.
+
+    Raises:
+      odapi_checkpoint.OdApiCheckpointError / AssertionError: the file lacks model variables.
+    """
+    if odapi_checkpoint.is_odapi_checkpoint(path):
+        report = odapi_checkpoint.restore(model, path)
+        logger.info("restored from the OD API checkpoint %s: %s", path, report.summary())
+        return report.step
+    model_checkpoint(model).restore(path).expect_partial().assert_existing_objects_matched()
+    return None
 
 
 def _checkpoint_key(path: str) -> str:

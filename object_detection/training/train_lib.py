@@ -37,6 +37,7 @@ from object_detection.core.standard_fields import InputFields as F
 from object_detection.core.standard_fields import LossFields
 from object_detection.data import inputs, label_map_util
 from object_detection.evaluation import coco_evaluation
+from object_detection.meta_architectures import odapi_checkpoint
 from object_detection.training import checkpoints as ckpt_lib
 from object_detection.training import distribution
 from object_detection.training.dllogger import DLLogger
@@ -412,13 +413,23 @@ def evaluate_checkpoints(configs: Mapping[str, Any], options: RunOptions,
         path = tf.train.latest_checkpoint(checkpoint_dir)
         if path is None:
             raise FileNotFoundError(f"--checkpoint_dir {checkpoint_dir}: no checkpoint found.")
-        session.checkpoint.restore(path).expect_partial()
+        _restore_for_evaluation(session, path)
         return evaluate(session, step=session.step)
     for path in tf.train.checkpoints_iterator(checkpoint_dir, timeout=timeout_s):
-        session.checkpoint.restore(path).expect_partial()
+        _restore_for_evaluation(session, path)
         metrics = evaluate(session, step=session.step)
         if engine.is_chief and metrics:
             ckpt_lib.keep_best(options.model_dir, path, session.step, metrics)
         if num_steps and session.step >= num_steps:
             break
     return metrics
+
+
+def _restore_for_evaluation(session: Session, path: str) -> None:
+    """Model weights (and the step) of a checkpoint of this project or of the OD API's."""
+    if odapi_checkpoint.is_odapi_checkpoint(path):
+        step = ckpt_lib.restore_model_weights(session.model, path)
+        if step is not None:
+            session.optimizer.iterations.assign(step)
+        return
+    session.checkpoint.restore(path).expect_partial()

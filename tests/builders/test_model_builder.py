@@ -97,9 +97,9 @@ def test_ssd320_parameter_count(ssd320, capsys):
     # smaller class conv than 91 x 9, so ~32.9M is expected: within 3% of 33.4M.
     assert 32.0e6 <= total <= 34.0e6
     assert abs(total - 33.4e6) / 33.4e6 < 0.03
-    # Exactly the OD API's model from the same config (its 465 variables, recorded from a real
-    # OD API build in tools/odapi_checkpoint_keys/ssd320_full.txt): no backbone conv biases,
-    # 91 class slots.
+    # Exactly the OD API's model from the same config (its 463 variables, recorded from a real
+    # OD API checkpoint in tools/odapi_parity/keys/ssd320_full_1gpus.txt): no backbone conv
+    # biases, 91 class slots.
     assert total == 32_916_218
 
 
