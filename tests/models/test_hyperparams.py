@@ -145,6 +145,18 @@ class BatchNormTest(tf.test.TestCase):
         bn = hp.ConvHyperparams(batch_norm=hp.BatchNormParams(train=False)).make_batch_norm("bn")
         self.assertTrue(bn.frozen)
 
+    def test_training_updates_the_moving_variance_with_the_bessel_corrected_variance(self):
+        # tf-keras (the OD API's Keras) semantics: 9 values per channel, decay 0.5:
+        # moving_mean = 0.5 * 0 + 0.5 * mean, moving_variance = 0.5 * 1 + 0.5 * var * 9 / 8.
+        bn = hp.ConvHyperparams(batch_norm=hp.BatchNormParams(decay=0.5)).make_batch_norm("bn")
+        x = np.arange(18, dtype=np.float32).reshape(1, 3, 3, 2) ** 1.5
+        out = bn(tf.constant(x), training=True)
+        flat = x.reshape(-1, 2)
+        mean, var = flat.mean(0), flat.var(0)
+        self.assertAllClose(out, (x - mean) / np.sqrt(var + 1e-3), atol=1e-4)  # biased var
+        self.assertAllClose(bn.moving_mean, 0.5 * mean, rtol=1e-6)
+        self.assertAllClose(bn.moving_variance, 0.5 + 0.5 * var * 9.0 / 8.0, rtol=1e-5)
+
     def test_unfrozen_batch_norm_uses_batch_statistics(self):
         bn = hp.ConvHyperparams(batch_norm=hp.BatchNormParams()).make_batch_norm("bn")
         x = tf.constant([[1.0], [3.0]])

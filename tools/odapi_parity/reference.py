@@ -117,6 +117,7 @@ def main():
     pools = [layer for layer in backbone.layers if isinstance(layer, tf.keras.layers.MaxPool2D)]
     if pools:
         out["pool1"] = tf.keras.Model(backbone.inputs, pools[0].output)(preprocessed).numpy()
+    # Inference mode first (Keras learning phase 0, the OD API's evaluation and export).
     prediction = model.predict(preprocessed, true_shapes)
     first = extractor._fpn_min_level
     for level, feature in enumerate(prediction["feature_maps"], start=first):
@@ -125,6 +126,16 @@ def main():
     out["box_encodings"] = prediction["box_encodings"].numpy()
     out["class_logits"] = prediction["class_predictions_with_background"].numpy()
 
+    detections = model.postprocess(prediction, true_shapes)
+    for key in ("detection_boxes", "detection_scores", "detection_classes", "num_detections"):
+        out[key] = detections[key].numpy()
+
+    # Training mode, as model_lib_v2's train loop runs it (learning phase 1): batch norms that
+    # are not frozen use the batch statistics; the losses are those of a training step.
+    tf.keras.backend.set_learning_phase(1)
+    prediction = model.predict(preprocessed, true_shapes)
+    out["train_box_encodings"] = prediction["box_encodings"].numpy()
+    out["train_class_logits"] = prediction["class_predictions_with_background"].numpy()
     boxes = tf.constant(inputs["gt_boxes"])
     onehot = tf.one_hot(inputs["gt_classes"], num_classes, dtype=tf.float32)
     model.provide_groundtruth(groundtruth_boxes_list=[boxes], groundtruth_classes_list=[onehot])
@@ -134,9 +145,6 @@ def main():
     cls_targets, _, reg_targets, reg_weights, match = model._assign_targets([boxes], [onehot])
     out["cls_targets"], out["reg_targets"] = cls_targets.numpy(), reg_targets.numpy()
     out["reg_weights"], out["match"] = reg_weights.numpy(), match.numpy()
-    detections = model.postprocess(prediction, true_shapes)
-    for key in ("detection_boxes", "detection_scores", "detection_classes", "num_detections"):
-        out[key] = detections[key].numpy()
     np.savez(os.path.join(args.work_dir, "reference.npz"), **out)
     print(f"OD API: {calibrated} batch norms calibrated, {int(out['num_parameters'])} "
           f"parameters, checkpoint {path}")
