@@ -106,7 +106,8 @@ def mobilenet_v2(
         prefix = f"block_{block_id}_" if block_id else "expanded_conv_"
         block_input = x
         in_channels = x.shape[-1]
-        out_channels = max(make_divisible(int(filters * alpha), 8), min_depth)
+        pointwise = make_divisible(int(filters * alpha), 8)
+        out_channels = max(pointwise, min_depth)
         if block_id:
             x = conv(x, expansion * in_channels, 1, f"{prefix}expand")
             x = bn(x, f"{prefix}expand_BN")
@@ -118,7 +119,10 @@ def mobilenet_v2(
         x = params.make_activation(f"{prefix}depthwise_relu")(x)
         x = conv(x, out_channels, 1, f"{prefix}project")
         x = bn(x, f"{prefix}project_BN")
-        if in_channels == out_channels and stride == 1:
+        # The keras.applications rule on the width before min_depth, as the OD API (whose
+        # min_depth override acts after Keras decided): at alpha 0.5, min_depth 16 the first
+        # block maps 16 -> 16 channels and still has no residual add.
+        if in_channels == pointwise and stride == 1:
             x = keras.layers.Add(name=f"{prefix}add")([block_input, x])
 
     # Keras scales Conv_1 only for alpha > 1; the OD API for alpha < 1 too.

@@ -185,6 +185,15 @@ class BackboneOptionsTest(tf.test.TestCase):
                if isinstance(layer, keras.layers.BatchNormalization)]
         self.assertEqual({bn.epsilon for bn in bns}, {1e-5})  # OD API, not Keras' 1.001e-5
 
+    def test_mobilenet_v2_residual_rule_uses_the_width_before_min_depth(self):
+        # OD API (alpha 0.5, min_depth 16): the first block is 16 -> 16 channels only because
+        # min_depth raised its 8; Keras decided on 8, so there is no residual add.
+        model = mobilenet_v2.mobilenet_v2(depth_multiplier=0.5, min_depth=16)
+        names = [layer.name for layer in model.layers]
+        self.assertEqual(model.get_layer("expanded_conv_project").filters, 16)
+        self.assertNotIn("expanded_conv_add", names)
+        self.assertIn("block_2_add", names)
+
     def test_resnet_101_and_152_output_layers(self):
         self.assertEqual(resnet_v1.output_layer_names(101),
                          ["conv2_block3_out", "conv3_block4_out", "conv4_block23_out",
