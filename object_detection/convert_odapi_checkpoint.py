@@ -22,14 +22,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
-
-flags.DEFINE_string("pipeline_config_path", None, "Pipeline config of the checkpoint's model.")
-flags.DEFINE_string("odapi_checkpoint", None, "OD API TF2 checkpoint prefix or directory.")
-flags.DEFINE_string("output_dir", None, "Where to write the converted checkpoint.")
-flags.DEFINE_string("report_file", None, "Optional JSON file: every OD API name -> variable.")
-flags.DEFINE_multi_string("config_override", [], "Dotted config override (repeatable).")
-FLAGS = flags.FLAGS
+import argparse  # noqa: E402
 
 
 def convert(configs, odapi_checkpoint_path: str, output_dir: str) -> dict:
@@ -71,15 +64,24 @@ def convert(configs, odapi_checkpoint_path: str, output_dir: str) -> dict:
             "summary": report.summary()}
 
 
-def main(argv):
-    del argv
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Converts an OD API TF2 checkpoint into this project's layout.")
+    parser.add_argument("--pipeline_config_path", required=True,
+                        help="pipeline config of the checkpoint's model")
+    parser.add_argument("--odapi_checkpoint", required=True,
+                        help="OD API TF2 checkpoint prefix or directory")
+    parser.add_argument("--output_dir", required=True,
+                        help="where to write the converted checkpoint")
+    parser.add_argument("--report_file", default=None,
+                        help="optional JSON file: every OD API name -> variable path")
+    parser.add_argument("--config_override", action="append", default=[],
+                        help="dotted config override (repeatable)")
+    FLAGS = parser.parse_args(argv)
     from object_detection.meta_architectures.odapi_checkpoint import OdApiCheckpointError
     from object_detection.utils import config_util
     from object_detection.utils.errors import ConfigError
 
-    for flag in ("pipeline_config_path", "odapi_checkpoint", "output_dir"):
-        if not getattr(FLAGS, flag):
-            raise app.UsageError(f"--{flag} is required.")
     try:
         configs = config_util.get_configs_from_pipeline_file(
             FLAGS.pipeline_config_path, config_override=FLAGS.config_override)
@@ -101,4 +103,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    sys.exit(main())

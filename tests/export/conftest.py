@@ -144,12 +144,13 @@ def assert_same_detections(expected: dict, actual: dict, min_score: float = 0.05
     assert want, f"no expected detection scores >= {min_score}: {exp[:3]}"
     unused = list(act)
     for score, cls, box in want:
-        match = next((r for r in unused if r[1] == cls and abs(r[0] - score) <= score_tol
+        index = next((i for i, r in enumerate(unused) if r[1] == cls
+                      and abs(r[0] - score) <= score_tol
                       and np.max(np.abs(r[2] - box)) <= box_tol), None)
-        assert match is not None, (
+        assert index is not None, (
             f"expected detection (score {score:.5f}, class {cls}, box {box.round(4)}) not "
             f"found; actual top: {sorted(act, key=lambda r: -r[0])[:5]}")
-        unused.remove(match)
+        del unused[index]  # by position: rows hold arrays, which `list.remove` cannot compare
     extra = [r for r in unused if r[0] > cutoff + score_tol]
     assert not extra, f"unexpected detections above {cutoff:.4f}: {extra[:5]}"
     return len(want)
