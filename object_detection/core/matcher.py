@@ -101,6 +101,11 @@ class ArgMaxMatcher:
             valid_rows = tf.ones(tf.shape(similarity)[:2], dtype=tf.bool)
         valid_rows = tf.cast(valid_rows, tf.bool)
         check_rank(valid_rows, (2,), "valid_rows")
+        if similarity.shape[1] is None or similarity.shape[1] == 0:
+            # N may be 0: add one invalid sentinel row so that no reduction over rows is empty
+            # (it can never win a column nor be forced; indices of the real rows are kept).
+            similarity, valid_rows, force_match_rows = _with_sentinel_row(
+                similarity, valid_rows, force_match_rows)
 
         # Padded rows must not win the argmax: give them -inf.
         masked = tf.where(valid_rows[:, :, tf.newaxis], similarity,
@@ -137,3 +142,15 @@ class ArgMaxMatcher:
             forced_mask = tf.reduce_max(indicators, axis=1) > 0.0  # [B, A]
             matches = tf.where(forced_mask, forced_row_ids, matches)
         return matches
+
+
+def _with_sentinel_row(similarity, valid_rows, force_match_rows):
+    """Appends an invalid row (similarity -inf, not valid, not forced) at index N."""
+    batch, columns = tf.shape(similarity)[0], tf.shape(similarity)[2]
+    similarity = tf.concat(
+        [similarity, tf.fill([batch, 1, columns], tf.constant(-float("inf"), tf.float32))], 1)
+    invalid = tf.zeros([batch, 1], tf.bool)
+    valid_rows = tf.concat([valid_rows, invalid], 1)
+    if force_match_rows is not None:
+        force_match_rows = tf.concat([tf.cast(force_match_rows, tf.bool), invalid], 1)
+    return similarity, valid_rows, force_match_rows

@@ -109,6 +109,14 @@ class TargetAssigner:
         groundtruth_classes = tf.cast(groundtruth_classes, tf.int32)
         check_rank(groundtruth_classes, (2,), "groundtruth_classes")
         num_groundtruth_boxes = tf.cast(num_groundtruth_boxes, tf.int32)
+        if groundtruth_boxes.shape[1] is None or groundtruth_boxes.shape[1] == 0:
+            # N may be 0: one padding row (beyond every count, so never valid) keeps the
+            # gathers below non-empty; every anchor is then background.
+            groundtruth_boxes = tf.pad(groundtruth_boxes, [[0, 0], [0, 1], [0, 0]])
+            groundtruth_classes = tf.pad(groundtruth_classes, [[0, 0], [0, 1]])
+            if groundtruth_weights is not None:
+                groundtruth_weights = tf.pad(
+                    as_float32(groundtruth_weights, "groundtruth_weights"), [[0, 0], [0, 1]])
         max_boxes = groundtruth_boxes.shape[1]
         if max_boxes is None:
             max_boxes = tf.shape(groundtruth_boxes)[1]

@@ -20,6 +20,19 @@ VALID = tf.constant([[True, True, False]])
 
 class ArgMaxMatcherTest(tf.test.TestCase):
 
+    def test_zero_rows_leave_every_column_unmatched(self):
+        # The docstring's promise, for a ground-truth tensor with no row at all (N = 0), static
+        # or only known at run time, with and without forced matches.
+        matcher = ArgMaxMatcher(0.5, 0.4, force_match_for_each_row=True)
+        empty = tf.zeros([2, 0, 5])
+        self.assertAllEqual(matcher.match(empty, valid_rows=tf.zeros([2, 0], tf.bool)),
+                            [[U] * 5] * 2)
+        dynamic = tf.function(lambda s: matcher.match(s), input_signature=[
+            tf.TensorSpec([None, None, 5], tf.float32)])
+        self.assertAllEqual(dynamic(empty), [[U] * 5] * 2)
+        self.assertAllEqual(dynamic(SIMILARITY[:, :2]),
+                            matcher.match(SIMILARITY, valid_rows=VALID))
+
     def test_constants(self):
         self.assertEqual((UNMATCHED, IGNORED), (-1, -2))
 

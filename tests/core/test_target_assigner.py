@@ -79,6 +79,16 @@ class TargetAssignerTest(tf.test.TestCase):
         for value in targets.values():
             self.assertTrue(np.all(np.isfinite(value.numpy())))
 
+    def test_zero_groundtruth_rows_make_every_anchor_background(self):
+        targets = _assigner(force_match_for_each_row=True).assign(
+            ANCHORS, tf.zeros([2, 0, 4]), tf.zeros([2, 0], tf.int32), tf.constant([0, 0]),
+            num_classes=3, groundtruth_weights=tf.zeros([2, 0]))
+        self.assertAllEqual(targets[T.match], [[U] * 4] * 2)
+        self.assertAllEqual(targets[T.cls_targets], np.zeros([2, 4, 3]))
+        self.assertAllEqual(targets[T.cls_weights], np.ones([2, 4]))  # background, weight 1
+        self.assertAllEqual(targets[T.reg_weights], np.zeros([2, 4]))
+        self.assertAllEqual(targets[T.reg_targets], np.zeros([2, 4, 4]))
+
     def test_weights_default_to_one_for_valid_rows(self):
         targets = _assigner().assign(ANCHORS, GT_BOXES, GT_CLASSES, NUM_GT, num_classes=3)
         # Without weights the crowd box of image 1 is a normal positive for a2.
