@@ -68,6 +68,11 @@ def main(argv):
         raise app.UsageError("--pipeline_config_path is required.")
     if not FLAGS.model_dir and not FLAGS.checkpoint_dir:
         raise app.UsageError("--model_dir is required (or --checkpoint_dir for evaluation).")
+    for flag in ("checkpoint_every_n", "log_every_n", "keep_checkpoint_max"):
+        value = getattr(FLAGS, flag)
+        if value < 1:  # checked before anything is built
+            print(f"error: --{flag}: must be >= 1, got {value}.", file=sys.stderr)
+            return 2
     try:
         configs = config_util.get_configs_from_pipeline_file(
             FLAGS.pipeline_config_path, config_override=FLAGS.config_override)

@@ -22,10 +22,11 @@ import shutil
 import tensorflow as tf
 
 from object_detection.meta_architectures import odapi_checkpoint
+from object_detection.utils import config_util
 
 logger = logging.getLogger("object_detection")
 
-FINE_TUNE_TYPES = ("classification", "detection", "full")
+FINE_TUNE_TYPES = config_util.FINE_TUNE_CHECKPOINT_TYPES
 MODEL_VARIABLES = "model_variables"
 
 

@@ -260,6 +260,10 @@ def get_configs_from_pipeline_file(
     return create_configs_from_pipeline_proto(pipeline_config)
 
 
+# What `train_config.fine_tune_checkpoint_type` may say (training/checkpoints reads it).
+FINE_TUNE_CHECKPOINT_TYPES = ("classification", "detection", "full")
+
+
 def check_for_training(configs: Mapping[str, Any]) -> None:
     """Checks that a configs dict holds what a training run needs beyond valid ranges.
 
@@ -290,6 +294,11 @@ def check_for_training(configs: Mapping[str, Any]) -> None:
             f"train_config.optimizer.{which}.learning_rate: no schedule is set; expected one of "
             f"constant_learning_rate, exponential_decay_learning_rate, "
             f"manual_step_learning_rate, cosine_decay_learning_rate.")
+    kind = train_config.fine_tune_checkpoint_type
+    if train_config.fine_tune_checkpoint and kind and kind not in FINE_TUNE_CHECKPOINT_TYPES:
+        raise ConfigError(
+            f"train_config.fine_tune_checkpoint_type: {kind!r} is not supported; expected one "
+            f"of {list(FINE_TUNE_CHECKPOINT_TYPES)}.")
 
 
 # ------------------------------------------------------------------------------------------------

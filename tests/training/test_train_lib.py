@@ -175,3 +175,22 @@ def test_corrupt_record_is_skipped_or_stops_the_run_naming_file_and_record(shape
     assert skip.returncode == 0, out[-3000:]
     assert f"1 distinct: {corrupt} record 5" in out
     assert tf.train.latest_checkpoint(str(tmp_path / "skip")).endswith("ckpt-3")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--checkpoint_every_n", "0"], "error: --checkpoint_every_n: must be >= 1, got 0."),
+    (["--log_every_n", "0"], "error: --log_every_n: must be >= 1, got 0."),
+    (["--keep_checkpoint_max", "0"], "error: --keep_checkpoint_max: must be >= 1, got 0."),
+    (["--config_override", "train_config.fine_tune_checkpoint=/x.h5",
+      "--config_override", "train_config.fine_tune_checkpoint_type=backbone"],
+     "error: train_config.fine_tune_checkpoint_type: 'backbone' is not supported; expected "
+     "one of ['classification', 'detection', 'full']."),
+])
+def test_bad_flags_stop_before_anything_is_built_with_one_line(args, message, tmp_path):
+    proc = _model_main(["--pipeline_config_path", SMALL_CONFIG, "--model_dir", str(tmp_path),
+                        *args])
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 2, out[-2000:]
+    assert "Traceback" not in out
+    assert message in out.splitlines()
+    assert not os.listdir(tmp_path)  # nothing written
