@@ -83,15 +83,8 @@ class FreezableBatchNorm(keras.layers.BatchNormalization):
         Bessel-corrected variance (n / (n - 1)), where Keras 3's own layer uses the biased one;
         the difference is large at small levels (a 3x3 map at batch 1: 9 / 8).
         """
-        channels = inputs.shape[-1]
-        scale = self.gamma if self.scale else tf.ones([channels], tf.float32)
-        offset = self.beta if self.center else tf.zeros([channels], tf.float32)
-        outputs, moving_mean, moving_variance = tf.compat.v1.nn.fused_batch_norm(
-            inputs, tf.cast(scale, tf.float32), tf.cast(offset, tf.float32),
-            mean=tf.cast(self.moving_mean, tf.float32),
-            variance=tf.cast(self.moving_variance, tf.float32),
-            epsilon=self.epsilon, is_training=True,
-            exponential_avg_factor=1.0 - self.momentum)
+        outputs, moving_mean, moving_variance = self._fused(
+            inputs, is_training=True, exponential_avg_factor=1.0 - self.momentum)
         self.moving_mean.assign(tf.cast(moving_mean, self.moving_mean.dtype))
         self.moving_variance.assign(tf.cast(moving_variance, self.moving_variance.dtype))
         return outputs
@@ -123,15 +116,18 @@ class FreezableBatchNorm(keras.layers.BatchNormalization):
         convolution (Conv2D + FusedBatchNorm + Relu6 -> one _FusedConv2D). Same arithmetic as
         Keras: (x - mean) / sqrt(var + eps) * gamma + beta.
         """
+        outputs, _, _ = self._fused(inputs, is_training=False)
+        return outputs
+
+    def _fused(self, inputs, **kwargs):
+        """FusedBatchNormV3 of `inputs` (own dtype) with float32 gamma, beta and statistics."""
         channels = inputs.shape[-1]
         scale = self.gamma if self.scale else tf.ones([channels], tf.float32)
         offset = self.beta if self.center else tf.zeros([channels], tf.float32)
-        outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
+        return tf.compat.v1.nn.fused_batch_norm(
             inputs, tf.cast(scale, tf.float32), tf.cast(offset, tf.float32),
             mean=tf.cast(self.moving_mean, tf.float32),
-            variance=tf.cast(self.moving_variance, tf.float32),
-            epsilon=self.epsilon, is_training=False)
-        return outputs
+            variance=tf.cast(self.moving_variance, tf.float32), epsilon=self.epsilon, **kwargs)
 
     def get_config(self):
         config = super().get_config()
