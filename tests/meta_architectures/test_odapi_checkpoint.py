@@ -162,3 +162,20 @@ def test_convert_command_refuses_a_checkpoint_that_is_not_the_od_apis(tmp_path):
     assert "Traceback" not in result.stderr
     assert "not an OD API TF2 checkpoint" in result.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "out").exists()
+
+
+def test_evaluation_restores_an_odapi_checkpoint_with_its_step(tmp_path):
+    from object_detection.training import distribution, train_lib
+
+    config = "ssd_mobilenet_v2_fpn_shapes_128_cpu"
+    prefix = str(tmp_path / "ckpt-0")
+    values = _write_odapi_checkpoint(prefix, _recorded_keys(config),
+                                     extra={"step/.ATTRIBUTES/VARIABLE_VALUE": np.int64(321)})
+    configs = config_util.get_configs_from_pipeline_file(
+        os.path.join(ROOT, "configs", config + ".config"))
+    session = train_lib.Session(configs, train_lib.RunOptions(model_dir=str(tmp_path)),
+                                distribution.make_engine("tf", "default"))
+    train_lib._restore_for_evaluation(session, prefix)
+    assert session.step == 321
+    for name, variable in oc.odapi_names(session.model).items():
+        np.testing.assert_array_equal(variable.numpy(), values["model/" + name + oc.SUFFIX])
