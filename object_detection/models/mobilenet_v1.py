@@ -10,9 +10,11 @@ Like the OD API's Keras MobileNet, every conv uses 'same' padding (the Keras app
 stride-2 layers by ((0, 1), (0, 1)) and then uses 'valid'): outputs are identical on even sides,
 and a side of n pixels gives ceil(n / 2**l) at stride 2**l for every n.
 
-`depth_multiplier` (Keras' `alpha`) and `min_depth` give `max(int(c * depth_multiplier),
-min_depth)` channels for `conv1` and every pointwise conv. (The OD API applies `alpha` a second
-time in its Keras wrapper; this module applies it once, as `keras.applications` does.)
+`depth_multiplier` (Keras' `alpha`) and `min_depth` give the OD API's widths for `conv1` and
+every pointwise conv: `max(int(int(c * alpha) * alpha), min_depth)`. Its Keras wrapper applies
+`alpha` a second time on top of `keras.applications` (at alpha 0.5, conv_pw_1 has 16 channels,
+not 32), so at alpha != 1 Keras ImageNet weights of the same alpha do not fit; at alpha 1 the
+widths are those of `keras.applications`.
 """
 from __future__ import annotations
 
@@ -78,7 +80,14 @@ def mobilenet_v1(
         raise ValueError("MobileNet v1 needs batch norm: conv_hyperparams.batch_norm is None.")
     overrides = dict(filter_overrides or {})
 
-    def depth(filters: int) -> int:
+    def depth(filters: int, name: str | None = None) -> int:
+        # The OD API's Keras MobileNet v1: keras.applications scales by alpha, then the OD API's
+        # layer override scales the result by alpha again (a conv_defs override replaces the
+        # Keras width first, so it is scaled once), then applies min_depth.
+        if name not in overrides:
+            filters = int(filters * depth_multiplier)
+        else:
+            filters = overrides[name]
         return max(int(filters * depth_multiplier), min_depth)
 
     def bn(layer_name: str) -> keras.layers.Layer:
@@ -98,7 +107,7 @@ def mobilenet_v1(
         x = params.make_activation(f"conv_dw_{block_id}_relu")(x)
         pw_name = f"conv_pw_{block_id}"
         x = keras.layers.Conv2D(
-            depth(overrides.get(pw_name, filters)), 1, padding="same", name=pw_name,
+            depth(filters, pw_name), 1, padding="same", name=pw_name,
             **params.conv_kwargs(use_bias=False))(x)
         x = bn(f"{pw_name}_bn")(x)
         x = params.make_activation(f"{pw_name}_relu")(x)

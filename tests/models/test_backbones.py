@@ -225,8 +225,12 @@ class BackboneOptionsTest(tf.test.TestCase):
 
     def test_mobilenet_widths(self):
         v1 = mobilenet_v1.mobilenet_v1(depth_multiplier=0.25, min_depth=16)
-        self.assertEqual(v1.get_layer("conv1").filters, 16)  # max(int(32 * 0.25), 16)
-        self.assertEqual(v1.get_layer("conv_pw_13").filters, 256)  # int(1024 * 0.25)
+        # OD API: alpha applied by keras.applications, then again by its layer override.
+        self.assertEqual(v1.get_layer("conv1").filters, 16)  # max(int(8 * 0.25), 16)
+        self.assertEqual(v1.get_layer("conv_pw_13").filters, 64)  # int(int(1024 * 0.25) * 0.25)
+        self.assertEqual(v1.get_layer("conv_pw_1").filters, 16)  # max(int(16 * 0.25), 16)
+        half = mobilenet_v1.mobilenet_v1(depth_multiplier=0.5, min_depth=16)
+        self.assertEqual(half.get_layer("conv_pw_2").filters, 32)  # int(int(128 * 0.5) * 0.5)
         v1_fpn = mobilenet_v1.mobilenet_v1(
             filter_overrides=mobilenet_v1.DEPTHWISE_FPN_FILTER_OVERRIDES)
         self.assertEqual(v1_fpn.get_layer("conv_pw_12").filters, 512)
