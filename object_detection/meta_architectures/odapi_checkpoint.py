@@ -95,7 +95,8 @@ def odapi_names(model) -> dict[str, tf.Variable]:
     _backbone_names(model.feature_extractor, names)
     _fpn_names(model.feature_extractor, names)
     _predictor_names(model.box_predictor, names)
-    unnamed = [v.path for v in model.variables if not any(v is w for w in names.values())]
+    named = {id(v) for v in names.values()}
+    unnamed = [v.path for v in model.variables if id(v) not in named]
     if unnamed:
         raise OdApiCheckpointError(f"no OD API name for {len(unnamed)} model variables "
                                    f"({unnamed[:3]}): this model has no OD API TF2 layout.")
@@ -148,9 +149,11 @@ def restore(model, path: str, *, backbone_only: bool = False,
             + "; ".join(problems[:4]) + ("; ..." if len(problems) > 4 else ""))
     for _, variable, key in plan:
         variable.assign(np.asarray(reader.get_tensor(key)).astype(variable.dtype))
-    taken = {key for _, _, key in plan} | {PREFIX + n + SUFFIX for n in names}
+    taken = {PREFIX + n + SUFFIX for n in names}
+    # Optimizer slots (`.../.OPTIMIZER_SLOT/optimizer/momentum/...`) are not model variables.
     unexpected = sorted(k[len(PREFIX):-len(SUFFIX)] for k in stored
                         if k.startswith(PREFIX) and k.endswith(SUFFIX) and k not in taken
+                        and "/.OPTIMIZER_SLOT/" not in k
                         and not (backbone_only and not k.startswith(PREFIX + BACKBONE)))
     step_key = "step" + SUFFIX
     step = int(reader.get_tensor(step_key)) if step_key in stored else None

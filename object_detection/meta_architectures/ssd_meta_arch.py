@@ -264,7 +264,8 @@ class SSDMetaArch(keras.Model):
 
         Returns:
           detection_boxes float32 [B, D, 4] yxyx normalized to the model input (NMS on the
-          decoded boxes, then clipped to [0, 1] and zero-area boxes dropped), detection_scores float32 [B, D], detection_classes float32 [B, D] 0-based,
+          decoded boxes, then clipped to [0, 1] and zero-area boxes dropped),
+          detection_scores float32 [B, D], detection_classes float32 [B, D] 0-based,
           num_detections int32 [B]; rows past num_detections are zeros.
         """
         del true_image_shapes  # see Args

@@ -84,11 +84,8 @@ def mobilenet_v1(
         # The OD API's Keras MobileNet v1: keras.applications scales by alpha, then the OD API's
         # layer override scales the result by alpha again (a conv_defs override replaces the
         # Keras width first, so it is scaled once), then applies min_depth.
-        if name not in overrides:
-            filters = int(filters * depth_multiplier)
-        else:
-            filters = overrides[name]
-        return max(int(filters * depth_multiplier), min_depth)
+        keras_width = overrides[name] if name in overrides else int(filters * depth_multiplier)
+        return max(int(keras_width * depth_multiplier), min_depth)
 
     def bn(layer_name: str) -> keras.layers.Layer:
         return params.make_batch_norm(layer_name, freeze=freeze_batchnorm)

@@ -428,8 +428,9 @@ def evaluate_checkpoints(configs: Mapping[str, Any], options: RunOptions,
 def _restore_for_evaluation(session: Session, path: str) -> None:
     """Model weights (and the step) of a checkpoint of this project or of the OD API's."""
     if odapi_checkpoint.is_odapi_checkpoint(path):
-        step = ckpt_lib.restore_model_weights(session.model, path)
-        if step is not None:
-            session.optimizer.iterations.assign(step)
+        report = odapi_checkpoint.restore(session.model, path)
+        logger.info("evaluating the OD API checkpoint %s: %s", path, report.summary())
+        if report.step is not None:
+            session.optimizer.iterations.assign(report.step)
         return
     session.checkpoint.restore(path).expect_partial()

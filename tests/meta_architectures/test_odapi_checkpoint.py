@@ -60,8 +60,10 @@ def _model(config, **overrides):
 def test_a_recorded_odapi_checkpoint_loads_every_variable(config, tmp_path):
     keys = _recorded_keys(config)
     prefix = str(tmp_path / "ckpt-0")
+    slot = ("model/_box_predictor/_box_prediction_head/_box_encoder_layers/0/bias/"
+            ".OPTIMIZER_SLOT/optimizer/momentum/.ATTRIBUTES/VARIABLE_VALUE")
     values = _write_odapi_checkpoint(prefix, keys, extra={
-        "step/.ATTRIBUTES/VARIABLE_VALUE": np.int64(1234)})
+        "step/.ATTRIBUTES/VARIABLE_VALUE": np.int64(1234), slot: np.zeros([24], np.float32)})
     model = _model(config + ".config")
     assert oc.is_odapi_checkpoint(prefix)
     report = oc.restore(model, prefix)
