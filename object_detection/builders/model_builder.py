@@ -5,6 +5,7 @@ Every sub-message is validated here, before anything is traced, and errors name 
 """
 from __future__ import annotations
 
+import functools
 import logging
 
 from object_detection.builders import (anchor_generator_builder, box_coder_builder,
@@ -21,19 +22,23 @@ from object_detection.utils.errors import ConfigError
 logger = logging.getLogger("object_detection")
 
 
-def _resnet(depth):
+def _resnet(depth, extractor=ssd_resnet_v1_fpn.SSDResNetV1FpnFeatureExtractor):
     def make(**kwargs):
-        return ssd_resnet_v1_fpn.SSDResNetV1FpnFeatureExtractor(depth, **kwargs)
+        return extractor(depth, **kwargs)
     return make
 
 
-# OD API type names (TF1 and Keras spellings both) -> extractor constructors.
+_slim_resnet = functools.partial(
+    _resnet, extractor=ssd_resnet_v1_fpn.SSDResNetV1SlimFpnFeatureExtractor)
+
+# OD API type names -> extractor constructors. The `_keras` names build the OD API TF2 network;
+# the TF1 ResNet names build the TF1 (TF-slim) network the seed trained.
 FEATURE_EXTRACTORS = {
-    "ssd_resnet50_v1_fpn": _resnet(50),
+    "ssd_resnet50_v1_fpn": _slim_resnet(50),
     "ssd_resnet50_v1_fpn_keras": _resnet(50),
-    "ssd_resnet101_v1_fpn": _resnet(101),
+    "ssd_resnet101_v1_fpn": _slim_resnet(101),
     "ssd_resnet101_v1_fpn_keras": _resnet(101),
-    "ssd_resnet152_v1_fpn": _resnet(152),
+    "ssd_resnet152_v1_fpn": _slim_resnet(152),
     "ssd_resnet152_v1_fpn_keras": _resnet(152),
     "ssd_mobilenet_v1_fpn": ssd_mobilenet_v1_fpn.SSDMobileNetV1FpnFeatureExtractor,
     "ssd_mobilenet_v1_fpn_keras": ssd_mobilenet_v1_fpn.SSDMobileNetV1FpnFeatureExtractor,
@@ -108,8 +113,11 @@ def _build_ssd(config: ssd_pb2.Ssd, path: str) -> ssd_meta_arch.SSDMetaArch:
             "they must be the same.")
     # OD API: an implicit background slot (column 0) unless add_background_class is false.
     num_class_slots = config.num_classes + (1 if config.add_background_class else 0)
+    # The TF1 OD API's slim predictor sets its batch norm mode inside its conv_hyperparams
+    # scope, so freeze_batchnorm does not reach it there (batch_norm.train does).
     predictor = _build_box_predictor(config, num_class_slots, anchors.num_anchors_per_location(),
-                                     extractor.levels, f"{path}.box_predictor")
+                                     extractor.levels, f"{path}.box_predictor",
+                                     freeze_batchnorm=extractor.added_layers_freeze_batchnorm)
     coder = box_coder_builder.build(config.box_coder, f"{path}.box_coder")
     assigner = target_assigner.TargetAssigner(
         matcher=matcher_builder.build(config.matcher, f"{path}.matcher"), box_coder=coder,
@@ -180,7 +188,7 @@ def _build_feature_extractor(config: ssd_pb2.Ssd, path: str):
 
 
 def _build_box_predictor(config: ssd_pb2.Ssd, num_class_slots: int, anchors_per_location: int,
-                         levels, path: str):
+                         levels, path: str, freeze_batchnorm: bool):
     which = config.box_predictor.WhichOneof("box_predictor_oneof")
     if which != "weight_shared_convolutional_box_predictor":
         raise ConfigError(f"{path}: {which!r} is not supported; expected one of "
@@ -215,7 +223,7 @@ def _build_box_predictor(config: ssd_pb2.Ssd, num_class_slots: int, anchors_per_
             class_prediction_bias_init=p.class_prediction_bias_init,
             conv_hyperparams=hyperparams_builder.build(p.conv_hyperparams,
                                                        f"{path}.conv_hyperparams"),
-            freeze_batchnorm=config.freeze_batchnorm,
+            freeze_batchnorm=freeze_batchnorm,
             levels=levels,
             use_dropout=p.use_dropout,
             dropout_keep_prob=p.dropout_keep_probability,

@@ -8,8 +8,12 @@ Contract (every extractor):
   are the input sides rounded up to a multiple of `pad_to_multiple` (1: unchanged);
 - `feature_depth = max(int(additional_layer_depth * depth_multiplier), min_depth)` for every
   level, as in the OD API's FPN extractors;
-- `freeze_batchnorm` freezes every batch norm (backbone and added layers): it runs in inference
-  mode and its variables are not trainable.
+- `freeze_batchnorm` freezes the statistics of every batch norm (backbone and added layers):
+  they normalize with their moving statistics and never update them. That is the OD API TF2
+  meaning. The TF1 OD API (`ODAPI_LAYOUT = "tf1"`) sets slim's batch norm mode from an outer
+  scope that the `conv_hyperparams` scope overrides: there `freeze_batchnorm` reaches only the
+  layers built without `conv_hyperparams` (a backbone without
+  `override_base_feature_extractor_hyperparams`); the rest follow `batch_norm.train`.
 
 `SSDFpnFeatureExtractor` implements that for any backbone exposing C2..C5 (strides 4..32): an FPN
 top-down pathway over levels min_level..min(max_level, 5), then stride-2 3x3 conv + BN +
@@ -95,6 +99,23 @@ class SSDFeatureExtractor(keras.layers.Layer, abc.ABC):
         self.override_base_feature_extractor_hyperparams = bool(
             override_base_feature_extractor_hyperparams)
 
+    # Which OD API network the extractor computes, and so which checkpoints map onto it: "tf2"
+    # (the `_keras` extractors: object-based TF2 checkpoints, Keras `.h5` backbones) or "tf1"
+    # (the TF-slim extractors: name-based TF1 checkpoints and TF-slim classifiers).
+    ODAPI_LAYOUT = "tf2"
+
+    @property
+    def added_layers_freeze_batchnorm(self) -> bool:
+        """Whether the batch norms of the layers built with `conv_hyperparams` are frozen."""
+        return self.freeze_batchnorm if self.ODAPI_LAYOUT == "tf2" else False
+
+    @property
+    def backbone_freeze_batchnorm(self) -> bool:
+        """Whether the backbone's batch norms are frozen (see the module docstring)."""
+        if self.ODAPI_LAYOUT == "tf1" and self.override_base_feature_extractor_hyperparams:
+            return False
+        return self.freeze_batchnorm
+
     @property
     def levels(self) -> tuple[int, ...]:
         """Output levels, finest first."""
@@ -133,6 +154,9 @@ class SSDFpnFeatureExtractor(SSDFeatureExtractor):
     Subclasses implement `preprocess` and `_build_backbone`, which returns the full backbone
     model and the names of its C2..C5 layers. The backbone is built in the constructor (its
     functional graph needs no data); the added layers are built on the first call.
+
+    With `ODAPI_LAYOUT = "tf1"` the FPN passes the unsmoothed sums down its top-down pathway
+    (`FpnTopDownFeatureMaps`), as the TF1 OD API's does.
     """
 
     def __init__(self, **kwargs):
@@ -157,12 +181,12 @@ class SSDFpnFeatureExtractor(SSDFeatureExtractor):
         depth = self.feature_depth
         self.fpn = feature_map_generators.FpnTopDownFeatureMaps(
             levels=base_levels, depth=depth, conv_hyperparams=self.conv_hyperparams,
-            freeze_batchnorm=self.freeze_batchnorm, use_depthwise=self.use_depthwise,
-            name="FeatureMaps")
+            freeze_batchnorm=self.added_layers_freeze_batchnorm,
+            use_depthwise=self.use_depthwise, smoothed_top_down=self.ODAPI_LAYOUT == "tf2", name="FeatureMaps")
         self._coarse_blocks = {
             level: feature_map_generators.conv_block(
                 depth=depth, kernel_size=3, strides=2, conv_hyperparams=self.conv_hyperparams,
-                freeze_batchnorm=self.freeze_batchnorm, use_depthwise=self.use_depthwise,
+                freeze_batchnorm=self.added_layers_freeze_batchnorm, use_depthwise=self.use_depthwise,
                 name=f"bottom_up_l{level}")
             for level in range(self.base_max_level + 1, self.max_level + 1)
         }

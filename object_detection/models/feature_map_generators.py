@@ -3,8 +3,14 @@
 Semantics of the OD API's `KerasFpnTopDownFeatureMaps`, keyed by pyramid level instead of block
 name. For backbone maps C_l, levels l = min_level..max_level (each C_l has stride 2**l):
 
-    P_max = proj_max(C_max)                                   # 1x1 conv, bias, no BN/activation
-    P_l   = act(BN(smooth_l(up2(P_{l+1})[:H_l, :W_l] + proj_l(C_l))))      for l < max
+    T_max = P_max = proj_max(C_max)                           # 1x1 conv, bias, no BN/activation
+    T_l   = up2(P_{l+1})[:H_l, :W_l] + proj_l(C_l)                         for l < max
+    P_l   = act(BN(smooth_l(T_l)))
+
+That is the OD API TF2 `KerasFpnTopDownFeatureMaps`, which passes the smoothed map P_{l+1} down.
+The TF1 `fpn_top_down_feature_maps` (the seed's network, `smoothed_top_down=False`) passes the
+unsmoothed sum instead: T_l = up2(T_{l+1})[:H_l, :W_l] + proj_l(C_l), with the same P_l = act(BN(
+smooth_l(T_l))) as outputs.
 
 `up2` is nearest-neighbour 2x upsampling, cropped to the lateral map's size: with 'same' padding
 a side of n pixels is ceil(n / 2**l) at level l, and 2 * ceil(m / 2) exceeds m by one when m is
@@ -111,6 +117,7 @@ class FpnTopDownFeatureMaps(keras.layers.Layer):
         conv_hyperparams: hp.ConvHyperparams,
         freeze_batchnorm: bool = False,
         use_depthwise: bool = False,
+        smoothed_top_down: bool = True,
         name: str = "FeatureMaps",
         **kwargs,
     ):
@@ -123,9 +130,12 @@ class FpnTopDownFeatureMaps(keras.layers.Layer):
             smoothing convs.
           freeze_batchnorm: freeze the smoothing batch norms.
           use_depthwise: separable 3x3 smoothing convs.
+          smoothed_top_down: pass each level's smoothed output down the pathway (OD API TF2);
+            False passes the unsmoothed sum (OD API TF1).
           name: layer name.
         """
         super().__init__(name=name, **kwargs)
+        self.smoothed_top_down = bool(smoothed_top_down)
         levels = [int(level) for level in levels]
         if not levels or levels != list(range(levels[0], levels[0] + len(levels))):
             raise ValueError(f"levels must be consecutive and increasing, got {levels}.")
@@ -177,7 +187,10 @@ class FpnTopDownFeatureMaps(keras.layers.Layer):
             lateral = self._projections[level](features[level])
             top_down = _crop_to(nearest_neighbor_upsampling(top_down, 2), lateral)
             top_down = top_down + lateral
+            smoothed = top_down
             for layer in self._smoothing[level]:
-                top_down = layer(top_down, training=training)
-            outputs[level] = top_down
+                smoothed = layer(smoothed, training=training)
+            outputs[level] = smoothed
+            if self.smoothed_top_down:
+                top_down = smoothed
         return {level: outputs[level] for level in self.levels}

@@ -26,7 +26,8 @@ class SSDMobileNetV1FpnFeatureExtractor(feature_extractor.SSDFpnFeatureExtractor
     def _build_backbone(self) -> tuple[keras.Model, list[str]]:
         model = mobilenet_v1.mobilenet_v1(
             depth_multiplier=self.depth_multiplier, min_depth=self.min_depth,
-            conv_hyperparams=self.backbone_hyperparams, freeze_batchnorm=self.freeze_batchnorm,
+            conv_hyperparams=self.backbone_hyperparams,
+            freeze_batchnorm=self.backbone_freeze_batchnorm,
             filter_overrides=(
                 mobilenet_v1.DEPTHWISE_FPN_FILTER_OVERRIDES if self.use_depthwise else None))
         return model, list(mobilenet_v1.OUTPUT_LAYER_NAMES)

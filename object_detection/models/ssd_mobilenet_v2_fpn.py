@@ -26,7 +26,8 @@ class SSDMobileNetV2FpnFeatureExtractor(feature_extractor.SSDFpnFeatureExtractor
     def _build_backbone(self) -> tuple[keras.Model, list[str]]:
         model = mobilenet_v2.mobilenet_v2(
             depth_multiplier=self.depth_multiplier, min_depth=self.min_depth,
-            conv_hyperparams=self.backbone_hyperparams, freeze_batchnorm=self.freeze_batchnorm,
+            conv_hyperparams=self.backbone_hyperparams,
+            freeze_batchnorm=self.backbone_freeze_batchnorm,
             last_conv_filters=(
                 mobilenet_v2.DEPTHWISE_FPN_LAST_CONV_FILTERS if self.use_depthwise
                 else mobilenet_v2.LAST_CONV_FILTERS))
