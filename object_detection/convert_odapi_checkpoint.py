@@ -1,4 +1,4 @@
-r"""Converts an OD API TF2 checkpoint into this project's checkpoint layout, with a report.
+r"""Converts an OD API checkpoint (TF2 or TF1) into this project's checkpoint layout, with a report.
 
     python -m object_detection.convert_odapi_checkpoint \
         --pipeline_config_path configs/ssd320_full_1gpus.config \
@@ -6,7 +6,8 @@ r"""Converts an OD API TF2 checkpoint into this project's checkpoint layout, wit
         --output_dir /results/converted [--report_file mapping.json]
 
 The input is what the OD API's `model_main_tf2.py` writes or a model zoo `checkpoint/ckpt-0`
-(a directory is read as its newest checkpoint). The output directory holds a checkpoint that
+(for a `_keras` extractor), or what the TF1 OD API (the seed) writes, `model.ckpt-N` (for a TF1
+extractor such as `ssd_resnet50_v1_fpn`); a directory is read as its newest checkpoint. The output directory holds a checkpoint that
 training (`fine_tune_checkpoint`), evaluation (`--checkpoint_dir`), export and inference read.
 Every variable is mapped by its OD API name (`meta_architectures.odapi_checkpoint`); the report
 counts them and, with `--report_file`, lists each (OD API name -> variable path). A class head of
@@ -47,14 +48,21 @@ def convert(configs, odapi_checkpoint_path: str, output_dir: str) -> dict:
         path = latest
     if not tf.io.gfile.glob(path + ".index"):
         raise FileNotFoundError(f"--odapi_checkpoint {path}: no such checkpoint (no .index).")
-    if not odapi_checkpoint.is_odapi_checkpoint(path):
+    layout = odapi_checkpoint.checkpoint_layout(path)
+    if layout == "slim":
         raise odapi_checkpoint.OdApiCheckpointError(
-            f"--odapi_checkpoint {path}: not an OD API TF2 checkpoint (no "
-            "model/_feature_extractor/... variables).")
+            f"--odapi_checkpoint {path}: a TF-slim classification checkpoint (a backbone only); "
+            "give it to training as fine_tune_checkpoint with fine_tune_checkpoint_type: "
+            "classification.")
+    if layout is None:
+        raise odapi_checkpoint.OdApiCheckpointError(
+            f"--odapi_checkpoint {path}: not an OD API checkpoint (neither TF2 "
+            "model/_feature_extractor/... nor TF1 FeatureExtractor/... variables).")
     model = model_builder.build(configs["model"], is_training=False)
     model.build()
     report = odapi_checkpoint.restore(model, path, allow_other_num_classes=True)
-    names = odapi_checkpoint.odapi_names(model)
+    names = (odapi_checkpoint.odapi_names(model) if layout == "tf2"
+             else odapi_checkpoint.tf1_names(model))
     manager = tf.train.CheckpointManager(checkpoints.model_checkpoint(model), output_dir,
                                          max_to_keep=1, checkpoint_name="ckpt")
     written = manager.save(checkpoint_number=report.step or 0)
@@ -66,11 +74,11 @@ def convert(configs, odapi_checkpoint_path: str, output_dir: str) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        description="Converts an OD API TF2 checkpoint into this project's layout.")
+        description="Converts an OD API checkpoint (TF2 or TF1) into this project's layout.")
     parser.add_argument("--pipeline_config_path", required=True,
                         help="pipeline config of the checkpoint's model")
     parser.add_argument("--odapi_checkpoint", required=True,
-                        help="OD API TF2 checkpoint prefix or directory")
+                        help="OD API checkpoint (TF2 or TF1) prefix or directory")
     parser.add_argument("--output_dir", required=True,
                         help="where to write the converted checkpoint")
     parser.add_argument("--report_file", default=None,

@@ -73,8 +73,9 @@ class OdApiLoadReport:
       left_out: "name: reason" for model variables deliberately not loaded (the class head
         of another num_classes).
       unexpected: names in the file under `model/` that no variable of the model took.
-      step: the checkpoint's `step` (training step), when it has one.
+      step: the checkpoint's `step` (TF2) or `global_step` (TF1), when it has one.
       not_backbone: model variables outside the backbone, not loaded by a backbone-only load.
+      layout: the file's layout (`checkpoint_layout`).
     """
 
     loaded: tuple[str, ...]
@@ -82,9 +83,12 @@ class OdApiLoadReport:
     unexpected: tuple[str, ...]
     step: int | None = None
     not_backbone: int = 0
+    layout: str = "tf2"
 
     def summary(self) -> str:
-        parts = [f"{len(self.loaded)} variables mapped from the OD API checkpoint"]
+        source = {"tf2": "OD API TF2 checkpoint", "tf1": "OD API TF1 checkpoint",
+                  "slim": "TF-slim checkpoint"}[self.layout]
+        parts = [f"{len(self.loaded)} variables mapped from the {source}"]
         if self.not_backbone:
             parts.append(f"{self.not_backbone} outside the backbone not loaded (classification)")
         if self.left_out:
@@ -223,8 +227,8 @@ def restore(model, path: str, *, backbone_only: bool = False,
                 raise OdApiCheckpointError(
                     f"{path}: a TF-slim classification checkpoint holds only the backbone; it "
                     "can only start a training (fine_tune_checkpoint_type: classification).")
-            keys = {k[len(TF1_FEATURE_EXTRACTOR):]: v for k, v in keys.items()
-                    if id(v) in backbone}
+            # TF-slim names are the TF1 ones without `FeatureExtractor/`.
+            keys = {k.removeprefix(TF1_FEATURE_EXTRACTOR): v for k, v in keys.items()}
     class_head = {id(v) for v in model.box_predictor._class_predictor.weights}
     plan, left_out, problems = [], [], []
     not_backbone = 0
@@ -260,7 +264,7 @@ def restore(model, path: str, *, backbone_only: bool = False,
     step_key = "step" + SUFFIX if layout == "tf2" else "global_step"
     step = int(reader.get_tensor(step_key)) if step_key in stored else None
     return OdApiLoadReport(tuple(n for n, _, _ in plan), tuple(left_out), tuple(unexpected),
-                           step, not_backbone)
+                           step, not_backbone, layout)
 
 
 def _short(key: str, layout: str) -> str:

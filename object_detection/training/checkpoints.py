@@ -3,11 +3,15 @@
 - Resume: the newest checkpoint in `model_dir` (model + optimizer, so the step continues).
 - Fine-tune (only when `model_dir` has no checkpoint), from `train_config.fine_tune_checkpoint`:
   `classification`: the backbone only, from a Keras applications weights file (`.h5`, e.g.
-  ResNet50 ImageNet weights) copied layer by layer by name and adapted, from an OD API TF2
-  checkpoint, or from a checkpoint of this project; `detection` (or `full`): every variable of
-  an OD API TF2 checkpoint (model zoo `checkpoint/ckpt-0`, `model_main_tf2.py` output; a class
+  ResNet50 ImageNet weights, for the `_keras` extractors) copied layer by layer by name and
+  adapted, from a TF-slim ImageNet checkpoint (`resnet_v1_50/model.ckpt`, the seed's, for the
+  TF1 extractors) mapped by name, from an OD API checkpoint (TF2 or TF1), or from a checkpoint
+  of this project; `detection` (or `full`): every variable of an OD API checkpoint (model zoo
+  `checkpoint/ckpt-0`, `model_main_tf2.py` output, or the TF1 OD API's `model.ckpt-N`; a class
   head of another num_classes is left out and said so), or every variable of a detection
-  checkpoint of this project whose path and shape match.
+  checkpoint of this project whose path and shape match. A file that fits another extractor
+  (an `.h5` for a TF1 extractor, a TF-slim checkpoint for a `_keras` one, another ResNet) is a
+  `ConfigError` naming `train_config.fine_tune_checkpoint` and what fits.
 - Best: after each evaluation the checkpoint with the highest COCO mAP is copied to
   `model_dir/best/` with `best.json` beside it.
 """
@@ -23,6 +27,7 @@ import tensorflow as tf
 
 from object_detection.meta_architectures import odapi_checkpoint
 from object_detection.utils import config_util
+from object_detection.utils.errors import ConfigError
 
 logger = logging.getLogger("object_detection")
 
@@ -72,7 +77,12 @@ def restore_or_initialize(session, model_dir: str) -> bool:
     if path:
         kind = train_config.fine_tune_checkpoint_type or (
             "detection" if train_config.from_detection_checkpoint else "classification")
-        fine_tune(session.model, path, kind)
+        try:
+            fine_tune(session.model, path, kind)
+        except ValueError as e:  # OdApiCheckpointError, a file that fits another network
+            if isinstance(e, ConfigError):
+                raise
+            raise ConfigError(f"train_config.fine_tune_checkpoint: {e}") from None
     return False
 
 

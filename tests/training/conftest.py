@@ -1,4 +1,4 @@
-"""Shared fixtures: a small synthetic shapes dataset and the small CPU config's overrides."""
+"""Shared fixtures: the small CPU config's overrides (the shapes dataset: tests/conftest.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,15 +7,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL_CONFIG = str(REPO / "configs" / "ssd_mobilenet_v2_fpn_shapes_128_cpu.config")
-
-
-@pytest.fixture(scope="session")
-def shapes_dataset(tmp_path_factory) -> dict[str, str]:
-    from object_detection.dataset_tools.create_shapes_dataset import create_shapes_dataset
-
-    root = tmp_path_factory.mktemp("shapes")
-    return create_shapes_dataset(str(root), num_train=32, num_val=8, image_size=128,
-                                 tfrecords=True, num_shards=2)
 
 
 @pytest.fixture(scope="session")
