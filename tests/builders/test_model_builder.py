@@ -314,3 +314,22 @@ def test_a_model_other_than_ssd_is_rejected():
     with pytest.raises(ConfigError, match=r"^model: None is not supported; expected one of "
                                           r"\['ssd'\]"):
         model_builder.build(model_pb2.DetectionModel(), is_training=True)
+
+
+@pytest.mark.skipif(not SEED_CONFIGS, reason=f"{SEED_DIR} not found")
+@pytest.mark.parametrize("gpus", [1, 4, 8])
+def test_the_seed_exact_configs_have_the_seeds_model_and_recipe(gpus):
+    ours = config_util.get_configs_from_pipeline_file(
+        REPO / "configs" / f"ssd320_seed_{gpus}gpus.config")
+    seed = config_util.get_configs_from_pipeline_file(
+        SEED_DIR / f"ssd320_full_{gpus}gpus.config")
+    assert ours["model"] == seed["model"]
+    assert ours["model"].ssd.feature_extractor.type == "ssd_resnet50_v1_fpn"
+    for field in ("fine_tune_checkpoint", "fine_tune_checkpoint_type", "batch_size",
+                  "num_steps", "optimizer", "data_augmentation_options"):
+        assert getattr(ours["train_config"], field) == getattr(seed["train_config"], field)
+    # The TF2 variants differ in the extractor and its pretrained weights only.
+    keras = config_util.get_configs_from_pipeline_file(
+        REPO / "configs" / f"ssd320_full_{gpus}gpus.config")
+    keras["model"].ssd.feature_extractor.type = "ssd_resnet50_v1_fpn"
+    assert keras["model"] == seed["model"]

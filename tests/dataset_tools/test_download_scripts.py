@@ -8,6 +8,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -55,11 +56,33 @@ def _fake_coco(downloads: Path) -> None:
     (downloads / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5").write_bytes(b"h5")
 
 
-def _run(tmp_path: Path, md5sum: str | None) -> subprocess.CompletedProcess:
+def _fake_slim_archive(downloads: Path, keys: str) -> None:
+    """resnet_v1_50_2016_08_28.tar.gz holding `resnet_v1_50.ckpt` (a V2 prefix here) with the
+    names and shapes recorded from TF-slim (`keys`), zeros as values."""
+    import tensorflow as tf
+
+    rows = [line.split(" ", 1) for line in
+            (REPO / "tools" / "odapi_parity" / "keys" / f"{keys}.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    work = downloads / "slim"
+    work.mkdir(exist_ok=True)
+    names = [name for name, _ in rows]
+    tensors = [tf.zeros([int(d) for d in dims.strip(" []").split(",")]) for _, dims in rows]
+    tf.raw_ops.SaveV2(prefix=str(work / "resnet_v1_50.ckpt"), tensor_names=names,
+                      shape_and_slices=[""] * len(names), tensors=tensors)
+    with tarfile.open(downloads / "resnet_v1_50_2016_08_28.tar.gz", "w:gz") as tar:
+        for f in sorted(work.iterdir()):
+            tar.add(f, arcname=f.name)
+    shutil.rmtree(work)
+
+
+def _run(tmp_path: Path, md5sum: str | None, slim_keys: str = "slim_resnet_v1_50"
+         ) -> subprocess.CompletedProcess:
     downloads, stubs = tmp_path / "downloads", tmp_path / "bin"
     downloads.mkdir(exist_ok=True)
     stubs.mkdir(exist_ok=True)
     _fake_coco(downloads)
+    _fake_slim_archive(downloads, slim_keys)
     _executable(stubs / "wget", FAKE_WGET)
     if md5sum is not None:
         _executable(stubs / "md5sum", md5sum)
@@ -83,6 +106,19 @@ def test_download_all_fetches_weights_and_converts_coco(tmp_path):
     assert (tmp_path / "checkpoints" / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
             ).read_bytes() == b"h5"
     assert "images: read 2, written 2, skipped 0" in result.stderr
+    slim = tmp_path / "checkpoints" / "resnet_v1_50"
+    assert sorted(os.listdir(slim)) == ["model.ckpt.data-00000-of-00001", "model.ckpt.index"]
+    assert "TF-slim resnet_v1_50, all 265 backbone variables present" in result.stdout
+    assert not (tmp_path / "checkpoints" / "resnet_v1_50_2016_08_28.tar.gz").exists()
+    again = _run(tmp_path, ACCEPT_ANY_MD5)  # a second run keeps what is there
+    assert again.returncode == 0 and "resnet_v1_50/model.ckpt: already there" in again.stdout
+
+
+def test_a_slim_archive_of_another_network_stops_the_script(tmp_path):
+    result = _run(tmp_path, ACCEPT_ANY_MD5, slim_keys="slim_resnet_v1_101")
+    assert result.returncode != 0
+    assert "is not TF-slim's resnet_v1_50" in result.stderr
+    assert "did not hold TF-slim's resnet_v1_50" in result.stderr
 
 
 def test_a_download_with_the_wrong_checksum_stops_the_script(tmp_path):
