@@ -227,6 +227,30 @@ def test_fpn_top_down_crops_and_adds():
     assert np.array_equal(out[4][0, :, :, 0], [[2, 2, 3], [2, 2, 3], [4, 4, 5]])
 
 
+@pytest.mark.parametrize("smoothed_top_down", [True, False])
+def test_fpn_top_down_passes_the_smoothed_map_tf2_or_the_sum_tf1(smoothed_top_down):
+    # Identity projections, smoothing = 2 x identity, 1x1 maps at levels 3, 4, 5 (values 1, 10,
+    # 100). Sums: T5 = 100; T4 = up(X5) + 10; T3 = up(X4) + 1, where X is what goes down:
+    # TF2 passes P4 = 2 T4, TF1 passes T4 itself. Outputs P4 = 2 T4, P3 = 2 T3 either way.
+    params = hp.ConvHyperparams(activation="NONE", initializer={"kind": "truncated_normal"})
+    fpn = feature_map_generators.FpnTopDownFeatureMaps(
+        levels=[3, 4, 5], depth=1, conv_hyperparams=params, smoothed_top_down=smoothed_top_down)
+    maps = {3: tf.fill([1, 4, 4, 1], 1.0), 4: tf.fill([1, 2, 2, 1], 10.0),
+            5: tf.fill([1, 1, 1, 1], 100.0)}
+    fpn(maps)
+    for level in (3, 4, 5):
+        fpn._projections[level].set_weights([np.ones([1, 1, 1, 1]), np.zeros([1])])
+    for level in (3, 4):
+        kernel = np.zeros([3, 3, 1, 1])
+        kernel[1, 1] = 2.0
+        fpn._smoothing[level][0].set_weights([kernel, np.zeros([1])])
+    out = fpn(maps)
+    p4 = 2 * (100 + 10)
+    p3 = 2 * ((p4 if smoothed_top_down else 110) + 1)
+    assert float(out[5][0, 0, 0, 0]) == 100
+    assert np.all(out[4].numpy() == p4) and np.all(out[3].numpy() == p3)  # 442 (TF2), 222 (TF1)
+
+
 def test_extractor_and_predictor_compile_with_xla():
     # Odd sides exercise the FPN crop; the train step must compile with XLA (DESIGN.md).
     extractor = _extractor("resnet50")
@@ -256,3 +280,28 @@ def test_mixed_bfloat16_extractor_computes_in_bfloat16():
         assert all(w.dtype == "float32" for w in extractor.weights)
     finally:
         keras.mixed_precision.set_global_policy(policy)
+
+
+@pytest.mark.parametrize("override", [True, False])
+def test_tf1_extractor_batch_norm_scoping(override):
+    # TF1 OD API: the conv_hyperparams scope sets slim's batch norm mode inside the scope that
+    # freeze_batchnorm sets, so freeze_batchnorm reaches only a backbone built without the
+    # override; under the override the backbone keeps slim's epsilon 1e-5 and decay 0.997.
+    from object_detection.models.ssd_resnet_v1_fpn import SSDResNetV1SlimFpnFeatureExtractor
+
+    extractor = SSDResNetV1SlimFpnFeatureExtractor(
+        50, freeze_batchnorm=True, override_base_feature_extractor_hyperparams=override, **TINY)
+    backbone = [l for l in extractor.backbone.layers if isinstance(l, hp.FreezableBatchNorm)]
+    added = [l for block in extractor._coarse_blocks.values() for l in block
+             if isinstance(l, hp.FreezableBatchNorm)]
+    added += [l for block in extractor.fpn._smoothing.values() for l in block
+              if isinstance(l, hp.FreezableBatchNorm)]
+    assert len(backbone) == 53 and len(added) == 4
+    assert all(l.frozen != override for l in backbone)
+    assert not any(l.frozen for l in added)
+    assert {l.epsilon for l in backbone} == {1e-5} and {l.momentum for l in backbone} == {0.997}
+    assert {l.epsilon for l in added} == {SSD320_HYPERPARAMS.batch_norm.epsilon}
+    # The TF2 extractor: freeze_batchnorm freezes everything.
+    tf2 = SSDResNetV1FpnFeatureExtractor(
+        50, freeze_batchnorm=True, override_base_feature_extractor_hyperparams=override, **TINY)
+    assert all(l.frozen for l in tf2.backbone.layers if isinstance(l, hp.FreezableBatchNorm))

@@ -229,9 +229,9 @@ def compare(ours, theirs) -> Table:
     n_ours, n_theirs = int(ours["num_detections"][0]), int(theirs["num_detections"][0])
     t.fact("number of detections", n_ours == n_theirs, f"{n_ours} here, {n_theirs} OD API")
     n = min(n_ours, n_theirs)
-    t.fact(f"detection classes ({n})", np.array_equal(ours["detection_classes"][0, :n],
-                                                     theirs["detection_classes"][0, :n]))
     order, swaps = pair_detections(ours, theirs, n)
+    t.fact(f"detection classes ({n})", np.array_equal(ours["detection_classes"][0, :n],
+                                                     theirs["detection_classes"][0, :n][order]))
     for key in ("detection_scores", "detection_boxes"):
         a, b = ours[key][0, :n], theirs[key][0, :n][order]
         diff = float(np.max(np.abs(a - b))) if n else 0.0
