@@ -32,7 +32,8 @@ _slim_resnet = functools.partial(
     _resnet, extractor=ssd_resnet_v1_fpn.SSDResNetV1SlimFpnFeatureExtractor)
 
 # OD API type names -> extractor constructors. The `_keras` names build the OD API TF2 network;
-# the TF1 ResNet names build the TF1 (TF-slim) network the seed trained.
+# the TF1 ResNet and MobileNet v1 names build the TF1 (TF-slim) networks (the seed's ResNet50);
+# `ssd_mobilenet_v2_fpn` (TF1 name) still builds the TF2 network.
 FEATURE_EXTRACTORS = {
     "ssd_resnet50_v1_fpn": _slim_resnet(50),
     "ssd_resnet50_v1_fpn_keras": _resnet(50),
@@ -40,7 +41,7 @@ FEATURE_EXTRACTORS = {
     "ssd_resnet101_v1_fpn_keras": _resnet(101),
     "ssd_resnet152_v1_fpn": _slim_resnet(152),
     "ssd_resnet152_v1_fpn_keras": _resnet(152),
-    "ssd_mobilenet_v1_fpn": ssd_mobilenet_v1_fpn.SSDMobileNetV1FpnFeatureExtractor,
+    "ssd_mobilenet_v1_fpn": ssd_mobilenet_v1_fpn.SSDMobileNetV1SlimFpnFeatureExtractor,
     "ssd_mobilenet_v1_fpn_keras": ssd_mobilenet_v1_fpn.SSDMobileNetV1FpnFeatureExtractor,
     "ssd_mobilenet_v2_fpn": ssd_mobilenet_v2_fpn.SSDMobileNetV2FpnFeatureExtractor,
     "ssd_mobilenet_v2_fpn_keras": ssd_mobilenet_v2_fpn.SSDMobileNetV2FpnFeatureExtractor,

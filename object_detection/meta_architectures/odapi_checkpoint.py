@@ -54,7 +54,7 @@ BACKBONE = "_feature_extractor/classification_backbone/"
 BACKBONE_TF2_KEY = PREFIX + BACKBONE
 TF1_FEATURE_EXTRACTOR = "FeatureExtractor/"
 # A TF-slim ImageNet classifier (resnet_v1_50.ckpt, ...): its root conv.
-SLIM_CLASSIFIER = re.compile(r"resnet_v1_(50|101|152)/conv1/weights")
+SLIM_CLASSIFIER = re.compile(r"resnet_v1_(50|101|152)/conv1/weights|MobilenetV1/Conv2d_0/weights")
 # Optimizer slots and moving averages of TF1 training (`<variable>/Momentum`, ...).
 TF1_SLOT_NAMES = ("Momentum", "RMSProp", "RMSProp_1", "Adam", "Adam_1", "ExponentialMovingAverage")
 _BOX_HEAD = "_box_predictor/_box_prediction_head/_box_encoder_layers/0"
@@ -144,7 +144,8 @@ def tf1_names(model) -> dict[str, tf.Variable]:
     The names the TF1 OD API gives (and the seed's `model.ckpt-N` files hold):
     `FeatureExtractor/resnet_v1_50/block1/unit_1/bottleneck_v1/conv1/weights`, ...,
     `FeatureExtractor/resnet_v1_50/fpn/{projection_i,smoothing_i,bottom_up_block{l-1}}/...`
-    (i = 1 for the finest level), `WeightSharedConvolutionalBoxPredictor/
+    (i = 1 for the finest level; MobileNet v1: `FeatureExtractor/MobilenetV1/Conv2d_0/...`,
+    `.../fpn/bottom_up_Conv2d_{14,15}`), `WeightSharedConvolutionalBoxPredictor/
     {Box,Class}PredictionTower/conv2d_{j}/weights` with per-level batch norms
     `.../conv2d_{j}/BatchNorm/feature_{level index}/...`, and `.../{Box,Class}Predictor/`.
 
@@ -166,8 +167,9 @@ def tf1_names(model) -> dict[str, tf.Variable]:
             _add_slim_layer(names, f"{scope}/fpn/smoothing_{i}", conv)
             _add_slim_layer(names, f"{scope}/fpn/smoothing_{i}/BatchNorm", norm)
     for level, (conv, norm, _) in sorted(extractor._coarse_blocks.items()):
-        _add_slim_layer(names, f"{scope}/fpn/bottom_up_block{level - 1}", conv)
-        _add_slim_layer(names, f"{scope}/fpn/bottom_up_block{level - 1}/BatchNorm", norm)
+        coarse = f"{scope}/fpn/{extractor.coarse_slim_scope(level)}"
+        _add_slim_layer(names, coarse, conv)
+        _add_slim_layer(names, f"{coarse}/BatchNorm", norm)
     predictor = model.box_predictor
     root = "WeightSharedConvolutionalBoxPredictor"
     towers = [(predictor._box_tower, "BoxPredictionTower")]

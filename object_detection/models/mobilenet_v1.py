@@ -15,9 +15,15 @@ every pointwise conv: `max(int(int(c * alpha) * alpha), min_depth)`. Its Keras w
 `alpha` a second time on top of `keras.applications` (at alpha 0.5, conv_pw_1 has 16 channels,
 not 32), so at alpha != 1 Keras ImageNet weights of the same alpha do not fit; at alpha 1 the
 widths are those of `keras.applications`.
+
+TF-slim's MobileNet v1 (the OD API TF1 backbone) is the same network with `keras_widths=False`
+(alpha applied once); `slim_scope` maps the layer names onto its scopes (`conv1` ->
+`Conv2d_0`, `conv_dw_5_bn` -> `Conv2d_5_depthwise/BatchNorm`, `conv_pw_5` ->
+`Conv2d_5_pointwise`).
 """
 from __future__ import annotations
 
+import re
 from typing import Mapping
 
 import keras
@@ -55,6 +61,7 @@ def mobilenet_v1(
     conv_hyperparams: hp.ConvHyperparams | None = None,
     freeze_batchnorm: bool = False,
     filter_overrides: Mapping[str, int] | None = None,
+    keras_widths: bool = True,
     name: str = "mobilenet_v1",
 ) -> keras.Model:
     """Builds MobileNet v1 without its classification top.
@@ -67,6 +74,8 @@ def mobilenet_v1(
       freeze_batchnorm: every batch norm runs in inference mode with frozen variables.
       filter_overrides: {pointwise conv name: filters} replacing the width before
         `depth_multiplier` applies (OD API `conv_defs`), e.g. `DEPTHWISE_FPN_FILTER_OVERRIDES`.
+      keras_widths: the OD API TF2 widths (alpha applied twice, see the module docstring);
+        False gives TF-slim's (the TF1 OD API's) `max(int(c * alpha), min_depth)`.
       name: model name.
 
     Returns:
@@ -84,8 +93,11 @@ def mobilenet_v1(
         # The OD API's Keras MobileNet v1: keras.applications scales by alpha, then the OD API's
         # layer override scales the result by alpha again (a conv_defs override replaces the
         # Keras width first, so it is scaled once), then applies min_depth.
-        keras_width = overrides[name] if name in overrides else int(filters * depth_multiplier)
-        return max(int(keras_width * depth_multiplier), min_depth)
+        if name in overrides:
+            filters = overrides[name]
+        elif keras_widths:
+            filters = int(filters * depth_multiplier)
+        return max(int(filters * depth_multiplier), min_depth)
 
     def bn(layer_name: str) -> keras.layers.Layer:
         return params.make_batch_norm(layer_name, freeze=freeze_batchnorm)
@@ -109,3 +121,14 @@ def mobilenet_v1(
         x = bn(f"{pw_name}_bn")(x)
         x = params.make_activation(f"{pw_name}_relu")(x)
     return keras.Model(inputs, x, name=name)
+
+
+def slim_scope(layer_name: str) -> str:
+    """The TF-slim scope (below `MobilenetV1/`) of a layer with variables of this backbone."""
+    match = re.fullmatch(r"(?:conv1|conv_(dw|pw)_(\d+))(_bn)?", layer_name)
+    if not match:
+        raise ValueError(f"{layer_name!r} is not a layer with variables of MobileNet v1.")
+    kind, block, norm = match.groups()
+    scope = "Conv2d_0" if kind is None else \
+        f"Conv2d_{block}_{'depthwise' if kind == 'dw' else 'pointwise'}"
+    return scope + ("/BatchNorm" if norm else "")

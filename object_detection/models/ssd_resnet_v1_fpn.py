@@ -113,6 +113,11 @@ class SSDResNetV1SlimFpnFeatureExtractor(SSDResNetV1FpnFeatureExtractor):
         """The TF-slim scope of a backbone layer, below `slim_scope`."""
         return resnet_v1_slim.slim_scope(layer_name)
 
+    @staticmethod
+    def coarse_slim_scope(level: int) -> str:
+        """TF1 scope of the stride-2 block that makes `level`: `bottom_up_block{level - 1}`."""
+        return f"bottom_up_block{level - 1}"
+
     def _build_backbone(self) -> tuple[keras.Model, list[str]]:
         model = resnet_v1_slim.resnet_v1_slim(
             self.resnet_depth, depth_multiplier=self.depth_multiplier, min_depth=self.min_depth,

@@ -305,3 +305,20 @@ def test_tf1_extractor_batch_norm_scoping(override):
     tf2 = SSDResNetV1FpnFeatureExtractor(
         50, freeze_batchnorm=True, override_base_feature_extractor_hyperparams=override, **TINY)
     assert all(l.frozen for l in tf2.backbone.layers if isinstance(l, hp.FreezableBatchNorm))
+
+
+def test_tf1_mobilenet_v1_applies_the_multiplier_once_and_has_slim_names():
+    from object_detection.models import mobilenet_v1
+
+    keras_layout = mobilenet_v1.mobilenet_v1(depth_multiplier=0.5, min_depth=8)
+    slim_layout = mobilenet_v1.mobilenet_v1(depth_multiplier=0.5, min_depth=8, keras_widths=False)
+    # conv1: 32 channels; TF2 int(int(32 * .5) * .5) = 8, TF-slim int(32 * .5) = 16.
+    assert keras_layout.get_layer("conv1").filters == 8
+    assert slim_layout.get_layer("conv1").filters == 16
+    assert slim_layout.get_layer("conv_pw_13").filters == 512
+    assert mobilenet_v1.slim_scope("conv1") == "Conv2d_0"
+    assert mobilenet_v1.slim_scope("conv1_bn") == "Conv2d_0/BatchNorm"
+    assert mobilenet_v1.slim_scope("conv_dw_5_bn") == "Conv2d_5_depthwise/BatchNorm"
+    assert mobilenet_v1.slim_scope("conv_pw_13") == "Conv2d_13_pointwise"
+    scopes = {mobilenet_v1.slim_scope(l.name) for l in slim_layout.layers if l.weights}
+    assert len(scopes) == 2 * 27  # conv1 + 13 x (depthwise, pointwise), each with a batch norm
