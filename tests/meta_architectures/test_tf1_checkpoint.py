@@ -1,8 +1,8 @@
 """TF1 checkpoints: the seed's TF-slim ImageNet backbone and OD API TF1 detection checkpoints.
 
 The key lists in tools/odapi_parity/keys/ were read from real builds: `slim_resnet_v1_*.txt`
-from TF-slim's `resnet_v1_{50,101,152}` classifiers, `tf1_ssd320_full_1gpus.txt` from a
-checkpoint the TF1 OD API wrote for the seed's config. Each test writes a name-based checkpoint
+from TF-slim's `resnet_v1_{50,101,152}` classifiers, `tf1_*.txt` from checkpoints the TF1 OD
+API wrote for the seed's config and the OD API's MobileNet v1 FPN 640x640 sample. Each test writes a name-based checkpoint
 with exactly those names and shapes (raw SaveV2, random values) and loads it. That the values
 then compute what the TF1 OD API computes is the parity tool's job (parity.py --tf1).
 """
@@ -56,9 +56,14 @@ def seed_model(config="ssd320_full_1gpus.config", extractor_type=None):
 
 
 @needs_seed
-def test_the_seed_config_builds_the_tf1_network_with_the_tf1_odapi_names(tmp_path):
-    keys = recorded_keys("tf1_ssd320_full_1gpus")
-    model = seed_model()
+@pytest.mark.parametrize("config, keys_name, count", [
+    ("ssd320_full_1gpus.config", "tf1_ssd320_full_1gpus", 463),
+    ("ssd_mobilenet_v1_fpn_shared_box_predictor_640x640_coco14_sync.config",
+     "tf1_ssd_mobilenet_v1_fpn_640x640", 333)])
+def test_tf1_configs_build_the_tf1_network_with_the_tf1_odapi_names(config, keys_name, count,
+                                                                    tmp_path):
+    keys = recorded_keys(keys_name)
+    model = seed_model(config)
     assert model.feature_extractor.ODAPI_LAYOUT == "tf1"
     names = oc.tf1_names(model)
     assert {n: tuple(v.shape) for n, v in names.items()} == keys
@@ -69,7 +74,7 @@ def test_the_seed_config_builds_the_tf1_network_with_the_tf1_odapi_names(tmp_pat
             np.zeros([24], np.float32)})
     assert oc.checkpoint_layout(prefix) == "tf1"
     report = oc.restore(model, prefix)
-    assert len(report.loaded) == len(keys) == len(model.variables) == 463
+    assert len(report.loaded) == len(keys) == len(model.variables) == count
     assert report.unexpected == () and report.left_out == () and report.step == 2500
     for name, variable in names.items():
         np.testing.assert_array_equal(variable.numpy(), values[name], err_msg=variable.path)

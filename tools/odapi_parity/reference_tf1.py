@@ -100,7 +100,8 @@ def build(configs, is_training, inputs):
 
 
 def backbone_tensors(graph):
-    """C2..C5 (the slim end points block1..block4) and pool1, found by op name."""
+    """C2..C5 (ResNet: the slim end points block1..block4; MobileNet v1: its
+    Conv2d_{3,5,11,13}_pointwise) and pool1, found by op name."""
     out = {}
     ops = graph.get_operations()
     for level, block in zip((2, 3, 4, 5), ("block1", "block2", "block3", "block4")):
@@ -109,6 +110,10 @@ def backbone_tensors(graph):
                  and op.name.split("/")[-2] == "bottleneck_v1"]
         if relus:
             out[f"C{level}"] = relus[-1].outputs[0]
+    for level, layer in zip((2, 3, 4, 5), (3, 5, 11, 13)):  # MobileNet v1's C2..C5
+        ends = [op for op in ops if op.name.endswith(f"/Conv2d_{layer}_pointwise/Relu6")]
+        if ends and f"C{level}" not in out:
+            out[f"C{level}"] = ends[0].outputs[0]
     pools = [op for op in ops if op.name.endswith("pool1/MaxPool")]
     if pools:
         out["pool1"] = pools[0].outputs[0]
