@@ -43,7 +43,7 @@ DEFAULT_HYPERPARAMS = hp.ConvHyperparams(
 
 def output_layer_names(depth: int) -> list[str]:
     """Names of the last layer of stages conv2..conv5 (C2..C5, strides 4..32)."""
-    blocks = _blocks(depth)
+    blocks = blocks_per_stage(depth)
     return [f"conv{stage}_block{n}_out" for stage, n in zip((2, 3, 4, 5), blocks)]
 
 
@@ -72,7 +72,7 @@ def resnet_v1(
       the OD API feeds it) and returning the `conv5_block{n}_out` map, [B, ceil(H/32), ceil(W/32),
       2048 * depth_multiplier]. Intermediate maps are reachable with `get_layer(...).output`.
     """
-    blocks = _blocks(depth)
+    blocks = blocks_per_stage(depth)
     if depth_multiplier <= 0:
         raise ValueError(f"depth_multiplier must be > 0, got {depth_multiplier}.")
     params = conv_hyperparams or DEFAULT_HYPERPARAMS
@@ -98,7 +98,8 @@ def resnet_v1(
     return keras.Model(inputs, x, name=name or f"resnet{depth}")
 
 
-def _blocks(depth: int) -> tuple[int, ...]:
+def blocks_per_stage(depth: int) -> tuple[int, ...]:
+    """Bottleneck blocks of stages conv2..conv5; a clear error for an unsupported depth."""
     if depth not in RESNET_V1_BLOCKS:
         raise ValueError(
             f"ResNet v1 depth {depth!r} is not supported; expected one of "

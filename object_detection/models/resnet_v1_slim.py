@@ -54,7 +54,7 @@ DEFAULT_HYPERPARAMS = hp.ConvHyperparams(
 
 def output_layer_names(depth: int) -> list[str]:
     """Names of the end points block1..block4 (C2..C5, strides 4..32): each block's last unit."""
-    units = resnet_v1.RESNET_V1_BLOCKS[_check_depth(depth)]
+    units = resnet_v1.blocks_per_stage(depth)
     return [f"block{b}_unit_{n}" for b, n in enumerate(units, start=1)]
 
 
@@ -100,7 +100,7 @@ def resnet_v1_slim(
       returning block4's output, [B, ceil(H/32), ceil(W/32), 4 * depth(512)]. The end points
       are reachable with `get_layer(output_layer_names(depth)[i]).output`.
     """
-    units = resnet_v1.RESNET_V1_BLOCKS[_check_depth(depth)]
+    units = resnet_v1.blocks_per_stage(depth)
     if depth_multiplier <= 0:
         raise ValueError(f"depth_multiplier must be > 0, got {depth_multiplier}.")
     params = conv_hyperparams or DEFAULT_HYPERPARAMS
@@ -123,14 +123,6 @@ def resnet_v1_slim(
         if store_non_strided_activations:
             x = _subsample(x, stride, f"block{b}_subsample")
     return keras.Model(inputs, x, name=name or f"resnet_v1_{depth}")
-
-
-def _check_depth(depth: int) -> int:
-    if depth not in resnet_v1.RESNET_V1_BLOCKS:
-        raise ValueError(
-            f"ResNet v1 depth {depth!r} is not supported; expected one of "
-            f"{sorted(resnet_v1.RESNET_V1_BLOCKS)}.")
-    return depth
 
 
 def _subsample(x, stride: int, name: str):

@@ -59,12 +59,16 @@ class SSDResNetV1FpnFeatureExtractor(feature_extractor.SSDFpnFeatureExtractor):
         self.resnet_depth = int(depth)
         super().__init__(name=name or f"ResNet{depth}V1_FPN", **kwargs)
 
+    # The backbone: its builder and the names of its C2..C5 layers (the TF1 subclass swaps both).
+    _resnet = staticmethod(resnet_v1.resnet_v1)
+    _output_layer_names = staticmethod(resnet_v1.output_layer_names)
+
     def _build_backbone(self) -> tuple[keras.Model, list[str]]:
-        model = resnet_v1.resnet_v1(
+        model = self._resnet(
             self.resnet_depth, depth_multiplier=self.depth_multiplier, min_depth=self.min_depth,
             conv_hyperparams=self.backbone_hyperparams,
             freeze_batchnorm=self.backbone_freeze_batchnorm)
-        return model, resnet_v1.output_layer_names(self.resnet_depth)
+        return model, self._output_layer_names(self.resnet_depth)
 
     def _keras_application(self, path: str) -> tuple[keras.Model, tuple[str, ...]]:
         make = {50: keras.applications.ResNet50, 101: keras.applications.ResNet101,
@@ -82,6 +86,8 @@ class SSDResNetV1SlimFpnFeatureExtractor(SSDResNetV1FpnFeatureExtractor):
     """The OD API TF1 ResNet v1 FPN: TF-slim ResNet v1 backbone, TF1 top-down pathway."""
 
     ODAPI_LAYOUT = "tf1"
+    _resnet = staticmethod(resnet_v1_slim.resnet_v1_slim)
+    _output_layer_names = staticmethod(resnet_v1_slim.output_layer_names)
 
     def __init__(self, depth: int = 50, *, name: str | None = None, **kwargs):
         """Constructor; the arguments of `SSDResNetV1FpnFeatureExtractor`. Without
@@ -117,13 +123,6 @@ class SSDResNetV1SlimFpnFeatureExtractor(SSDResNetV1FpnFeatureExtractor):
     def coarse_slim_scope(level: int) -> str:
         """TF1 scope of the stride-2 block that makes `level`: `bottom_up_block{level - 1}`."""
         return f"bottom_up_block{level - 1}"
-
-    def _build_backbone(self) -> tuple[keras.Model, list[str]]:
-        model = resnet_v1_slim.resnet_v1_slim(
-            self.resnet_depth, depth_multiplier=self.depth_multiplier, min_depth=self.min_depth,
-            conv_hyperparams=self.backbone_hyperparams,
-            freeze_batchnorm=self.backbone_freeze_batchnorm)
-        return model, resnet_v1_slim.output_layer_names(self.resnet_depth)
 
     def _keras_application(self, path: str) -> tuple[keras.Model, tuple[str, ...]]:
         raise ValueError(
