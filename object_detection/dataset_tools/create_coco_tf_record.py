@@ -39,6 +39,62 @@ from object_detection.dataset_tools import conversion
 
 DROP_UNKNOWN_IMAGE = "image id not among the json's images"
 
+
+class CocoFormatError(ValueError):
+    """A COCO json that is broken as a whole (not a box to drop): the file and the first
+    offending entry are named; nothing is written."""
+
+
+def load_coco_json(path: str) -> dict:
+    """Reads a COCO json and checks its structure before anything is converted.
+
+    Raises:
+      CocoFormatError: not JSON; no `images` list; an image without `id` or `file_name`; two
+        images under one id; an annotation without `image_id`, `category_id` or a `bbox` of 4
+        numbers; category id 0 (the background id of OD API label maps, which no class may
+        take) in `categories` or in an annotation.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except json.JSONDecodeError as e:
+        raise CocoFormatError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}).") from None
+    except UnicodeDecodeError as e:
+        raise CocoFormatError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}).") from None
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise CocoFormatError(f"{path}: no \"images\" list at the top level (a COCO instances "
+                              "or image-info json has one).")
+    seen: dict = {}
+    for i, image in enumerate(data["images"]):
+        missing = [k for k in ("id", "file_name") if not isinstance(image, dict) or k not in image]
+        if missing:
+            raise CocoFormatError(f"{path}: images[{i}] has no {' or '.join(missing)}.")
+        if image["id"] in seen:
+            raise CocoFormatError(
+                f"{path}: images[{seen[image['id']]}] and images[{i}] have the same id "
+                f"{image['id']!r} ({image['file_name']!r}); image ids must be unique (annotations "
+                "refer to images by id).")
+        seen[image["id"]] = i
+    for c in data.get("categories", []):
+        if c.get("id") == 0:
+            raise CocoFormatError(
+                f"{path}: category id 0 ({c.get('name')!r}) is the background id of OD API "
+                "label maps; number the classes from 1.")
+    for i, a in enumerate(data.get("annotations", [])):
+        where = f"{path}: annotations[{i}] (id {a.get('id')!r})" if isinstance(a, dict) else \
+            f"{path}: annotations[{i}]"
+        if not isinstance(a, dict) or "image_id" not in a or "category_id" not in a:
+            raise CocoFormatError(f"{where} has no image_id or category_id.")
+        box = a.get("bbox")
+        if not (isinstance(box, list) and len(box) == 4
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)):
+            raise CocoFormatError(f"{where}: bbox must be [x, y, width, height] (4 numbers), "
+                                  f"got {box!r}.")
+        if a["category_id"] == 0:
+            raise CocoFormatError(f"{where}: category_id 0 is the background id of OD API label "
+                                  "maps; number the classes from 1.")
+    return data
+
 FLAGS = flags.FLAGS
 
 
@@ -83,9 +139,11 @@ def convert_coco(annotations_file: str, image_dir: str, output_path: str, *,
 
     Returns:
       The conversion summary (also logged).
+
+    Raises:
+      CocoFormatError: the json is broken as a whole (`load_coco_json`); nothing is written.
     """
-    with open(annotations_file) as f:
-        annotations = json.load(f)
+    annotations = load_coco_json(annotations_file)
     tasks, orphans = coco_tasks(annotations, image_dir)
     # Imported here, not at the top: worker processes re-import this module, and they need
     # neither TensorFlow's start-up time nor its memory.
@@ -120,10 +178,14 @@ def main(argv):
         if not image_dir:
             image_flag = "test_image_dir" if split == "testdev" else f"{split}_image_dir"
             raise app.UsageError(f"--{split}_annotations_file needs --{image_flag}.")
-        summary = convert_coco(
-            annotations_file, image_dir, os.path.join(FLAGS.output_dir, f"coco_{split}.record"),
-            num_shards=num_shards, num_workers=FLAGS.num_workers,
-            show_progress=FLAGS.progress)
+        try:
+            summary = convert_coco(
+                annotations_file, image_dir,
+                os.path.join(FLAGS.output_dir, f"coco_{split}.record"), num_shards=num_shards,
+                num_workers=FLAGS.num_workers, show_progress=FLAGS.progress)
+        except (CocoFormatError, FileNotFoundError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         error = summary.nothing_written(f"coco_{split}.record")
         if error:
             print(error, file=sys.stderr)

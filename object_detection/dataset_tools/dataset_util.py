@@ -25,15 +25,19 @@ def int64_list_feature(values: Sequence[int]) -> tf.train.Feature:
     return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
 
 
+def _utf8(value: bytes | str) -> bytes:
+    """UTF-8 bytes of a string. A name read from the file system that is not valid UTF-8
+    (Python keeps its undecodable bytes as surrogate escapes) is written as its original bytes:
+    lossless, and `parse_example` reads it back to the same string."""
+    return value.encode("utf8", "surrogateescape") if isinstance(value, str) else value
+
+
 def bytes_feature(value: bytes | str) -> tf.train.Feature:
-    if isinstance(value, str):
-        value = value.encode("utf8")
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[_utf8(value)]))
 
 
 def bytes_list_feature(values: Sequence[bytes | str]) -> tf.train.Feature:
-    values = [v.encode("utf8") if isinstance(v, str) else v for v in values]
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[_utf8(v) for v in values]))
 
 
 def float_list_feature(values: Sequence[float]) -> tf.train.Feature:
@@ -145,7 +149,7 @@ def parse_example(serialized: bytes) -> dict:
 
     def text(key):
         found = values(key, "bytes_list")
-        return found[0].decode("utf8") if found else ""
+        return found[0].decode("utf8", "surrogateescape") if found else ""
 
     boxes = list(zip(values(F.object_bbox_ymin, "float_list"),
                      values(F.object_bbox_xmin, "float_list"),
@@ -157,7 +161,8 @@ def parse_example(serialized: bytes) -> dict:
         "height": values(F.height, "int64_list")[0], "width": values(F.width, "int64_list")[0],
         "encoded": values(F.image_encoded, "bytes_list")[0],
         "boxes": boxes, "labels": values(F.object_class_label, "int64_list"),
-        "texts": [t.decode("utf8") for t in values(F.object_class_text, "bytes_list")],
+        "texts": [t.decode("utf8", "surrogateescape")
+                  for t in values(F.object_class_text, "bytes_list")],
         "is_crowd": values(F.object_is_crowd, "int64_list"),
         "area": values(F.object_area, "float_list"),
     }

@@ -95,6 +95,14 @@ def fine_tune(model, path: str, kind: str) -> None:
     is_keras_file = path.endswith((".h5", ".keras", ".weights.h5"))
     if not is_keras_file and tf.train.latest_checkpoint(path):
         path = tf.train.latest_checkpoint(path)
+    elif not is_keras_file and tf.io.gfile.isdir(path):
+        prefixes = sorted({f[:-len(".index")] for f in tf.io.gfile.listdir(path)
+                           if f.endswith(".index")})
+        raise FileNotFoundError(
+            f"train_config.fine_tune_checkpoint: {path!r} is a directory without a `checkpoint` "
+            "index file; give a checkpoint prefix"
+            + (f" (here: {', '.join(os.path.join(path, p) for p in prefixes[:3])})"
+               if prefixes else " (this directory holds none)") + ".")
     if not is_keras_file and not tf.io.gfile.glob(path + "*"):
         raise FileNotFoundError(
             f"train_config.fine_tune_checkpoint: {path!r} does not exist (neither a checkpoint "

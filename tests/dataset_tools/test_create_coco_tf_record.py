@@ -170,3 +170,52 @@ def test_summary_names_an_output_with_nothing_written():
     assert Summary().nothing_written("x.record") is None  # nothing read: nothing to report
     error = Summary(images_read=3).nothing_written("coco_val.record")
     assert error.startswith("error: coco_val.record: none of the 3 images was written")
+
+
+_IMAGE = {"id": 1, "file_name": "a.jpg", "width": 8, "height": 8}
+_ANNOTATION = {"id": 7, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2]}
+BROKEN_JSONS = [
+    ("{not json", r"broken\.json:1:2: not valid JSON"),
+    ({"annotations": []}, r'no "images" list at the top level'),
+    ({"images": [{"id": 1}]}, r"images\[0\] has no file_name"),
+    ({"images": [_IMAGE, {**_IMAGE, "file_name": "b.jpg"}]},
+     r"images\[0\] and images\[1\] have the same id 1 \('b.jpg'\)"),
+    ({"images": [_IMAGE], "annotations": [{"id": 7, "image_id": 1, "category_id": 1}]},
+     r"annotations\[0\] \(id 7\): bbox must be \[x, y, width, height\] \(4 numbers\), got None"),
+    ({"images": [_IMAGE], "annotations": [{**_ANNOTATION, "bbox": [1, 2, 3]}]},
+     r"annotations\[0\] \(id 7\): bbox must be .* got \[1, 2, 3\]"),
+    ({"images": [_IMAGE], "annotations": [{"id": 7, "bbox": [1, 1, 2, 2]}]},
+     r"annotations\[0\] \(id 7\) has no image_id or category_id"),
+    ({"images": [_IMAGE], "categories": [{"id": 0, "name": "background"}]},
+     r"category id 0 \('background'\) is the background id of OD API label maps"),
+    ({"images": [_IMAGE], "annotations": [{**_ANNOTATION, "category_id": 0}]},
+     r"annotations\[0\] \(id 7\): category_id 0 is the background id"),
+]
+
+
+@pytest.mark.parametrize("content, message", BROKEN_JSONS)
+def test_a_structurally_broken_json_stops_naming_the_file_and_the_entry(content, message,
+                                                                         tmp_path):
+    from object_detection.dataset_tools.create_coco_tf_record import CocoFormatError
+
+    path = tmp_path / "broken.json"
+    path.write_text(content if isinstance(content, str) else json.dumps(content))
+    with pytest.raises(CocoFormatError, match=message):
+        convert_coco(str(path), str(tmp_path), str(tmp_path / "out" / "x.record"))
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_the_command_stops_with_one_line_and_exit_2_on_a_broken_json(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps({"images": [_IMAGE, _IMAGE]}))
+    result = subprocess.run(
+        [sys.executable, "-m", "object_detection.dataset_tools.create_coco_tf_record",
+         f"--val_annotations_file={path}", f"--val_image_dir={tmp_path}",
+         f"--output_dir={tmp_path / 'out'}", "--noprogress"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"error: {path}: images[0] and images[1] have the same id 1")
+    assert not list((tmp_path / "out").glob("*.record*")) if (tmp_path / "out").exists() else True

@@ -140,3 +140,23 @@ def test_runs_as_a_script_path(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "voc.record").is_file()
     assert "images: read 4, written 1, skipped 3" in result.stderr
+
+
+def test_a_file_name_that_is_not_utf8_is_written_losslessly(tmp_path):
+    # b"\xff" is not UTF-8: os.listdir gives it back as a surrogate escape, which the writer
+    # stores as the original bytes; reading the record back gives the same name.
+    xml_dir, image_dir, label_map = _write_flawed_voc(tmp_path)
+    for path in list(xml_dir.iterdir()):
+        if path.name != "a.xml":
+            path.unlink()
+    stem = os.fsdecode(b"caf\xff")
+    os.rename(xml_dir / "a.xml", xml_dir / f"{stem}.xml")
+    os.rename(image_dir / "a.jpg", image_dir / f"{stem}.jpg")
+    xml = (xml_dir / f"{stem}.xml").read_text().replace("<filename>a.jpg</filename>", "")
+    (xml_dir / f"{stem}.xml").write_text(xml)  # no <filename>: the image is <id>.jpg
+    summary = convert_pascal(str(xml_dir), str(image_dir), str(label_map),
+                             str(tmp_path / "out.record"))
+    assert (summary.images_read, summary.images_written) == (1, 1)
+    record = dataset_util.read_examples(str(tmp_path / "out.record*"))[0]
+    assert record["source_id"] == stem and record["filename"] == f"{stem}.jpg"
+    assert record["source_id"].encode("utf8", "surrogateescape") == b"caf\xff"

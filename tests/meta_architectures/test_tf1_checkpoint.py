@@ -216,3 +216,16 @@ def test_every_resnet_seed_config_trains_unchanged_from_the_tf_slim_checkpoint(
     # of memory (killed at 24 GB), so it runs at 8; every other field as in the file.
     batch = ["train_config.batch_size=8"] if "640x640" in config else []
     _train_two_steps(config, shapes_dataset, tmp_path, *batch)
+
+
+def test_a_checkpoint_directory_without_its_index_file_names_the_prefixes_inside(tmp_path):
+    # The seed's train_dir copied without its `checkpoint` file: say which prefixes are there.
+    write_checkpoint(str(tmp_path / "model.ckpt-10"), {"global_step": ()})
+    with pytest.raises(FileNotFoundError, match=r"is a directory without a `checkpoint` index "
+                                                r"file; give a checkpoint prefix \(here: .*"
+                                                r"model\.ckpt-10\)"):
+        checkpoints.fine_tune(None, str(tmp_path), "classification")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match=r"this directory holds none"):
+        checkpoints.fine_tune(None, str(empty), "detection")
