@@ -126,7 +126,9 @@ def main(argv):
             raise
         # --on_corrupt=stop: the input pipeline names the file and the record; say only that.
         line = next(l for l in e.message.splitlines() if "DataError" in l)
-        print(f"error: {line[line.index('DataError'):].strip()}", file=sys.stderr)
+        # A tf.debugging.Assert message comes as "assertion failed: [DataError: ...]".
+        print(f"error: {line[line.index('DataError'):].strip().rstrip(']').strip()}",
+              file=sys.stderr)
         return 2
     return 0
 

@@ -270,10 +270,12 @@ class _Pipeline:
                 lambda: tf.py_function(self._report, [filename, expected_index, index, stride],
                                        tf.int64),
                 lambda: tf.constant(0, tf.int64))
+            # "DataError: " lets model_main print this one line instead of the tf.data stack.
             message = tf.strings.join([
-                filename, ": record ", tf.strings.as_string(index), " has class labels "
-                f"outside 1..num_classes ({self.decoder.num_classes}); the label map / "
-                "num_classes do not match the records"])
+                "DataError: ", filename, ": record ", tf.strings.as_string(index),
+                " has class labels outside 1..num_classes "
+                f"({self.decoder.num_classes}); the label map / num_classes do not match the "
+                "records (ids are 1..num_classes; 0 is the background id)"])
             labels = tf.debugging.Assert(labels_ok, [message])
             with tf.control_dependencies([report, labels]):
                 element[_END] = tf.identity(element[_END])

@@ -177,6 +177,34 @@ def test_corrupt_record_is_skipped_or_stops_the_run_naming_file_and_record(shape
     assert tf.train.latest_checkpoint(str(tmp_path / "skip")).endswith("ckpt-3")
 
 
+@pytest.mark.parametrize("label", [0, 9])
+def test_a_class_id_outside_the_label_map_stops_with_one_line_naming_file_and_record(
+        label, shapes_dataset, small_overrides, tmp_path):
+    # Class 0 (the background id) or above num_classes (3): the training and the evaluation
+    # pipelines stop at that record with the DataError line, not a tf.data traceback.
+    source = sorted(tf.io.gfile.glob(shapes_dataset["train_records"]))[0]
+    bad = tmp_path / "bad.record-00000-of-00001"
+    with tf.io.TFRecordWriter(str(bad)) as writer:
+        for i, record in enumerate(tf.data.TFRecordDataset(source).take(8)):
+            example = tf.train.Example.FromString(record.numpy())
+            labels = example.features.feature["image/object/class/label"].int64_list.value
+            if i == 3 and labels:
+                labels[0] = label
+            writer.write(example.SerializeToString())
+    args = ["--pipeline_config_path", SMALL_CONFIG, "--num_train_steps", "2", "--eval_count",
+            "0", "--model_dir", str(tmp_path / "m"),
+            *[f"--config_override={o}" for o in small_overrides],
+            f"--config_override=train_input_reader.tf_record_input_reader.input_path={bad}"]
+    proc = _model_main(args)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 2, out[-3000:]
+    assert "Traceback" not in out
+    assert (f"error: DataError: {bad}: record 3 has class labels outside 1..num_classes (3); "
+            "the label map / num_classes do not match the records (ids are 1..num_classes; 0 "
+            "is the background id)") in out.splitlines()
+    assert tf.train.latest_checkpoint(str(tmp_path / "m")) is None
+
+
 @pytest.mark.parametrize("args, message", [
     (["--checkpoint_every_n", "0"], "error: --checkpoint_every_n: must be >= 1, got 0."),
     (["--log_every_n", "0"], "error: --log_every_n: must be >= 1, got 0."),
