@@ -20,13 +20,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def expected_slim_resnet_variables(depth: int) -> dict[str, tuple[int, ...]]:
     """{name: shape} of every backbone variable of TF-slim's `resnet_v1_{depth}`."""
+    from object_detection.meta_architectures import odapi_checkpoint
     from object_detection.models import resnet_v1_slim
 
-    model = resnet_v1_slim.resnet_v1_slim(depth)
-    names = {"kernel": "weights"}
-    return {f"resnet_v1_{depth}/{resnet_v1_slim.slim_scope(layer.name)}/"
-            f"{names.get(v.path.split('/')[-1], v.path.split('/')[-1])}": tuple(v.shape)
-            for layer in model.layers for v in layer.weights}
+    names = odapi_checkpoint.slim_backbone_names(
+        resnet_v1_slim.resnet_v1_slim(depth), f"resnet_v1_{depth}", resnet_v1_slim.slim_scope)
+    return {name: tuple(v.shape) for name, v in names.items()}
 
 
 def verify_slim_resnet(path: str, depth: int) -> tuple[int, list[str]]:

@@ -54,7 +54,8 @@ BACKBONE = "_feature_extractor/classification_backbone/"
 BACKBONE_TF2_KEY = PREFIX + BACKBONE
 TF1_FEATURE_EXTRACTOR = "FeatureExtractor/"
 # A TF-slim ImageNet classifier (resnet_v1_50.ckpt, ...): its root conv.
-SLIM_CLASSIFIER = re.compile(r"resnet_v1_(50|101|152)/conv1/weights|MobilenetV1/Conv2d_0/weights")
+SLIM_CLASSIFIER = re.compile(
+    r"resnet_v1_(50|101|152)/conv1/weights|MobilenetV1/Conv2d_0/weights")
 # Optimizer slots and moving averages of TF1 training (`<variable>/Momentum`, ...).
 TF1_SLOT_NAMES = ("Momentum", "RMSProp", "RMSProp_1", "Adam", "Adam_1", "ExponentialMovingAverage")
 _BOX_HEAD = "_box_predictor/_box_prediction_head/_box_encoder_layers/0"
@@ -155,10 +156,7 @@ def tf1_names(model) -> dict[str, tf.Variable]:
     _check_layout(model, "tf1")
     extractor = model.feature_extractor
     scope = TF1_FEATURE_EXTRACTOR + extractor.slim_scope
-    names: dict[str, tf.Variable] = {}
-    for layer in extractor.backbone.layers:
-        if layer.weights:
-            _add_slim_layer(names, f"{scope}/{extractor.backbone_slim_scope(layer.name)}", layer)
+    names = slim_backbone_names(extractor.backbone, scope, extractor.backbone_slim_scope)
     fpn = extractor.fpn
     for i, level in enumerate(fpn.levels, start=1):
         _add_slim_layer(names, f"{scope}/fpn/projection_{i}", fpn._projections[level])
@@ -172,12 +170,7 @@ def tf1_names(model) -> dict[str, tf.Variable]:
         _add_slim_layer(names, f"{coarse}/BatchNorm", norm)
     predictor = model.box_predictor
     root = "WeightSharedConvolutionalBoxPredictor"
-    towers = [(predictor._box_tower, "BoxPredictionTower")]
-    if predictor._class_tower is not None:
-        towers.append((predictor._class_tower, "ClassPredictionTower"))
-    else:
-        towers = [(predictor._box_tower, "PredictionTower")]
-    for (convs, per_level), tower in towers:
+    for (convs, per_level), tower, _ in _towers(predictor):
         for j, conv in enumerate(convs):
             _add_slim_layer(names, f"{root}/{tower}/conv2d_{j}", conv)
         for index, level in enumerate(predictor.levels):
@@ -326,27 +319,44 @@ def _check_complete(model, names, layout: str) -> None:
                                    f"({unnamed[:3]}): this model has no OD API {layout} layout.")
 
 
+# TF-slim's variable names for Keras' (after the depthwise rename below).
 _SLIM_VARIABLE_NAMES = {"kernel": "weights", "bias": "biases",
                         "depthwise_kernel": "depthwise_weights",
                         "pointwise_kernel": "pointwise_weights"}
 
 
-def _add_slim_layer(names, scope: str, layer) -> None:
-    depthwise = isinstance(layer, keras.layers.DepthwiseConv2D)
-    for variable in layer.weights:
-        short = variable.path.split("/")[-1]
-        if depthwise and short == "kernel":
-            short = "depthwise_kernel"
-        names[f"{scope}/{_SLIM_VARIABLE_NAMES.get(short, short)}"] = variable
-
-
-def _add_layer(names, prefix: str, layer) -> None:
+def _add_layer(names, prefix: str, layer, renames=None) -> None:
+    """`names[prefix/<variable name>] = variable` for the layer's variables; the names are
+    tf-keras' (the OD API TF2's) or, with `renames=_SLIM_VARIABLE_NAMES`, TF-slim's."""
     depthwise = isinstance(layer, keras.layers.DepthwiseConv2D)
     for variable in layer.weights:
         short = variable.path.split("/")[-1]
         if depthwise and short == "kernel":
             short = "depthwise_kernel"  # tf-keras' name of Keras 3's DepthwiseConv2D kernel
-        names[f"{prefix}/{short}"] = variable
+        names[f"{prefix}/{(renames or {}).get(short, short)}"] = variable
+
+
+def _add_slim_layer(names, scope: str, layer) -> None:
+    _add_layer(names, scope, layer, _SLIM_VARIABLE_NAMES)
+
+
+def slim_backbone_names(backbone, scope: str, slim_scope) -> dict[str, tf.Variable]:
+    """{`scope/<slim scope of the layer>/<slim variable name>`: variable} for every variable
+    of a TF-slim-layout backbone; `slim_scope(layer_name)` gives the layer's scope."""
+    names: dict[str, tf.Variable] = {}
+    for layer in backbone.layers:
+        if layer.weights:
+            _add_slim_layer(names, f"{scope}/{slim_scope(layer.name)}", layer)
+    return names
+
+
+def _towers(predictor):
+    """[((convs, per-level norms), tower scope, TF2 head name)] of the weight-shared predictor;
+    one shared "PredictionTower" with `share_prediction_tower`. TF1 and TF2 use the same scopes."""
+    if predictor._class_tower is None:
+        return [(predictor._box_tower, "PredictionTower", "box_encodings")]
+    return [(predictor._box_tower, "BoxPredictionTower", "box_encodings"),
+            (predictor._class_tower, "ClassPredictionTower", "class_predictions_with_background")]
 
 
 def _backbone_names(extractor, names) -> None:
@@ -377,13 +387,7 @@ def _fpn_names(extractor, names) -> None:
 
 
 def _predictor_names(predictor, names) -> None:
-    towers = [(predictor._box_tower, "BoxPredictionTower", "box_encodings")]
-    if predictor._class_tower is not None:
-        towers.append((predictor._class_tower, "ClassPredictionTower",
-                       "class_predictions_with_background"))
-    else:
-        towers = [(predictor._box_tower, "PredictionTower", "box_encodings")]
-    for (convs, per_level), scope, head in towers:
+    for (convs, per_level), scope, head in _towers(predictor):
         for j, conv in enumerate(convs):
             _add_layer(names, f"_box_predictor/_head_scope_conv_layers/{scope}/{j}", conv)
         for index, level in enumerate(predictor.levels):

@@ -73,13 +73,7 @@ def resnet_v1(
       2048 * depth_multiplier]. Intermediate maps are reachable with `get_layer(...).output`.
     """
     blocks = blocks_per_stage(depth)
-    if depth_multiplier <= 0:
-        raise ValueError(f"depth_multiplier must be > 0, got {depth_multiplier}.")
-    params = conv_hyperparams or DEFAULT_HYPERPARAMS
-    if params.batch_norm is None:
-        raise ValueError(
-            "ResNet v1 needs batch norm: conv_hyperparams.batch_norm is None (set batch_norm, or "
-            "do not override the base feature extractor hyperparams).")
+    params = checked_hyperparams(depth_multiplier, conv_hyperparams, DEFAULT_HYPERPARAMS)
     layers = _Layers(params, depth_multiplier, min_depth, freeze_batchnorm)
 
     inputs = keras.Input(shape=(None, None, 3), name="input_image")
@@ -96,6 +90,20 @@ def resnet_v1(
         for i in range(2, num_blocks + 1):
             x = _bottleneck(x, layers, filters, 1, False, f"conv{stage}_block{i}")
     return keras.Model(inputs, x, name=name or f"resnet{depth}")
+
+
+def checked_hyperparams(depth_multiplier: float, conv_hyperparams: hp.ConvHyperparams | None,
+                        default: hp.ConvHyperparams) -> hp.ConvHyperparams:
+    """The hyperparameters a ResNet v1 is built with (`default` without an override), after
+    the checks both layouts share: depth_multiplier > 0, batch norm present."""
+    if depth_multiplier <= 0:
+        raise ValueError(f"depth_multiplier must be > 0, got {depth_multiplier}.")
+    params = conv_hyperparams or default
+    if params.batch_norm is None:
+        raise ValueError(
+            "ResNet v1 needs batch norm: conv_hyperparams.batch_norm is None (set batch_norm, or "
+            "do not override the base feature extractor hyperparams).")
+    return params
 
 
 def blocks_per_stage(depth: int) -> tuple[int, ...]:

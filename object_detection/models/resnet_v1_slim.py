@@ -101,13 +101,7 @@ def resnet_v1_slim(
       are reachable with `get_layer(output_layer_names(depth)[i]).output`.
     """
     units = resnet_v1.blocks_per_stage(depth)
-    if depth_multiplier <= 0:
-        raise ValueError(f"depth_multiplier must be > 0, got {depth_multiplier}.")
-    params = conv_hyperparams or DEFAULT_HYPERPARAMS
-    if params.batch_norm is None:
-        raise ValueError(
-            "ResNet v1 needs batch norm: conv_hyperparams.batch_norm is None (set batch_norm, or "
-            "do not override the base feature extractor hyperparams).")
+    params = resnet_v1.checked_hyperparams(depth_multiplier, conv_hyperparams, DEFAULT_HYPERPARAMS)
     layers = _Layers(params, freeze_batchnorm)
 
     inputs = keras.Input(shape=(None, None, 3), name="input_image")

@@ -18,6 +18,8 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import random_weights  # noqa: E402  (beside this script)
+
 from object_detection.builders import model_builder  # noqa: E402
 from object_detection.core import freezable_batch_norm  # noqa: E402
 from object_detection.utils import config_util  # noqa: E402
@@ -26,18 +28,9 @@ from object_detection.utils import config_util  # noqa: E402
 def randomize(model, rng):
     """Conv biases ~ N(0, 0.1) (class head around the -4.6 prior), BN gamma and beta uniform."""
     for variable in model.trainable_variables:
-        name = variable.name
-        n = int(np.prod(variable.shape))
-        if name.endswith("bias:0"):
-            base = -4.6 if "class_predictor" in name or "ClassPredictor" in name else 0.0
-            value = base + (0.5 if base else 0.1) * rng.standard_normal(n)
-        elif name.endswith("gamma:0"):
-            value = rng.uniform(0.5, 1.0, n)
-        elif name.endswith("beta:0"):
-            value = rng.uniform(-0.2, 0.3, n)
-        else:
-            continue
-        variable.assign(value.reshape(variable.shape).astype(np.float32))
+        value = random_weights.random_value(variable.name, variable.shape, rng)
+        if value is not None:
+            variable.assign(value)
 
 
 def calibrate_batch_norms(model, preprocessed, true_shapes, rng):
@@ -49,9 +42,10 @@ def calibrate_batch_norms(model, preprocessed, true_shapes, rng):
         if id(layer) not in seen:
             seen.add(id(layer))
             mean, variance = tf.nn.moments(inputs, axes=[0, 1, 2])
-            n = int(mean.shape[0])
-            layer.moving_mean.assign(mean + 0.05 * tf.sqrt(variance) * rng.standard_normal(n))
-            layer.moving_variance.assign(variance * rng.uniform(0.8, 1.25, n) + 1e-3)
+            moving_mean, moving_variance = random_weights.noisy_statistics(
+                mean.numpy(), variance.numpy(), rng)
+            layer.moving_mean.assign(moving_mean)
+            layer.moving_variance.assign(moving_variance)
         return original(layer, inputs, training=training)
 
     freezable_batch_norm.FreezableBatchNorm.call = call

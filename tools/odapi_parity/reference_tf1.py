@@ -57,7 +57,8 @@ class _ContribStub(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 
 sys.meta_path.insert(0, _ContribStub())
-np.int = int  # the vendored slim `mobilenet_v3` (imported by the builder) uses np.int, gone in NumPy 2
+# the vendored slim `mobilenet_v3` (imported by the builder) uses np.int, gone in NumPy 2
+np.int = int
 
 # slim.batch_norm reaches `tf.compat.v1.layers`, which TF 2.20 loads lazily from
 # `tf_keras.legacy_tf_layers`; tf-keras 2.20 ships that package as `tf_keras.src.legacy_tf_layers`.
@@ -71,6 +72,8 @@ if not hasattr(_ops, "Tensor"):
 
 from object_detection.builders import model_builder  # noqa: E402
 from object_detection.utils import config_util  # noqa: E402
+
+import random_weights  # noqa: E402  (beside this script)
 
 V1_METHODS = [tf.image.ResizeMethod.BILINEAR, tf.image.ResizeMethod.NEAREST_NEIGHBOR,
               tf.image.ResizeMethod.BICUBIC, tf.image.ResizeMethod.AREA]
@@ -123,19 +126,9 @@ def backbone_tensors(graph):
 def randomize(sess, rng):
     """Biases ~ N(0, 0.1) (class head around the -4.6 prior), BN gamma and beta uniform."""
     for variable in tf.global_variables():
-        name = variable.op.name
-        shape = variable.shape.as_list()
-        n = int(np.prod(shape))
-        if name.endswith("/biases"):
-            base = -4.6 if "ClassPredictor" in name else 0.0
-            value = base + (0.5 if base else 0.1) * rng.standard_normal(n)
-        elif name.endswith("/gamma"):
-            value = rng.uniform(0.5, 1.0, n)
-        elif name.endswith("/beta"):
-            value = rng.uniform(-0.2, 0.3, n)
-        else:
-            continue
-        variable.load(value.reshape(shape).astype(np.float32), sess)
+        value = random_weights.random_value(variable.op.name, variable.shape.as_list(), rng)
+        if value is not None:
+            variable.load(value, sess)
 
 
 def calibrate_batch_norms(sess, graph, feed, rng):
@@ -146,12 +139,10 @@ def calibrate_batch_norms(sess, graph, feed, rng):
     norms = [op for op in graph.get_operations() if op.type.startswith("FusedBatchNorm")]
     for op in norms:
         inputs = sess.run(op.inputs[0], feed)
-        mean, variance = inputs.mean(axis=(0, 1, 2)), inputs.var(axis=(0, 1, 2))
-        n = mean.shape[0]
-        by_read[op.inputs[3].name].load(
-            (mean + 0.05 * np.sqrt(variance) * rng.standard_normal(n)).astype(np.float32), sess)
-        by_read[op.inputs[4].name].load(
-            (variance * rng.uniform(0.8, 1.25, n) + 1e-3).astype(np.float32), sess)
+        moving_mean, moving_variance = random_weights.noisy_statistics(
+            inputs.mean(axis=(0, 1, 2)), inputs.var(axis=(0, 1, 2)), rng)
+        by_read[op.inputs[3].name].load(moving_mean, sess)
+        by_read[op.inputs[4].name].load(moving_variance, sess)
     return len(norms)
 
 
