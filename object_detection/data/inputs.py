@@ -33,6 +33,11 @@ one raises, and iteration fails with an InvalidArgumentError whose message names
 record index (DataError text). This costs no per-record Python call: Python runs only when a
 gap is found.
 
+Records whose class labels fall outside 1..num_classes (a label map that does not match the
+records, or the background id 0) follow the same choice: with "skip" each is logged, counted
+under its own reason and left out; with "stop" the first one fails the iteration with a
+DataError line naming the file and record.
+
 Randomness: every example gets a stateless seed folded from (seed, file visit, record index),
 so with deterministic=True and a fixed seed the batches are reproducible whatever the
 parallelism; otherwise the seed is drawn at random.
@@ -52,6 +57,9 @@ from object_detection.data.tf_example_decoder import TfExampleDecoder
 from object_detection.utils.errors import DataError
 
 ON_CORRUPT_CHOICES = ("skip", "stop")
+# Why a record was skipped (CorruptRecordCounter.by_reason).
+SKIP_CORRUPT = "corrupt"
+SKIP_BAD_LABELS = "class labels outside 1..num_classes"
 _INDEX = "_record_index"  # private keys of per-file elements, removed before batching
 _END = "_end_of_file"
 _LABELS_OK = "_labels_ok"
@@ -62,23 +70,39 @@ _BOX_FIELDS = (InputFields.groundtruth_boxes, InputFields.groundtruth_classes,
 
 
 class CorruptRecordCounter:
-    """Counts (and remembers the first `max_names` of) corrupt records met by pipelines.
+    """Counts the records pipelines skipped, and remembers which.
 
-    Thread-safe; read `count` and `records` ([(file, record index)]) at any time.
+    Thread-safe; read `count` (every skip, repeats of the training input included),
+    `by_reason` ({reason: count}) and `records` (the first `max_names` distinct
+    (file, record index)) at any time.
     """
 
-    def __init__(self, max_names: int = 1000):
+    def __init__(self, max_names: int = 1000, max_logged: int = 20):
         self._lock = threading.Lock()
-        self._max_names = max_names
+        self._max_names, self._max_logged = max_names, max_logged
+        self._seen: set[tuple[str, int]] = set()
         self.count = 0
+        self.by_reason: dict[str, int] = {}
         self.records: list[tuple[str, int]] = []
 
-    def add(self, filename: str, index: int) -> int:
+    def add(self, filename: str, index: int, reason: str = SKIP_CORRUPT) -> tuple[int, bool]:
+        """Counts one skip; returns (skips so far, whether to log it).
+
+        A record is logged the first time it is skipped (not again when the training input
+        repeats), for the first `max_logged` distinct records.
+        """
         with self._lock:
             self.count += 1
-            if len(self.records) < self._max_names:
-                self.records.append((filename, index))
-            return self.count
+            self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
+            key = (filename, index)
+            if key in self._seen or len(self._seen) >= self._max_names:
+                return self.count, False
+            self._seen.add(key)
+            self.records.append(key)
+            if len(self.records) == self._max_logged + 1:
+                logging.warning("more than %d distinct records skipped: further ones are "
+                                "counted, not logged.", self._max_logged)
+            return self.count, len(self.records) <= self._max_logged
 
 
 DEFAULT_CORRUPT_RECORD_COUNTER = CorruptRecordCounter()
@@ -168,16 +192,31 @@ class _Pipeline:
         filename = filename.numpy().decode("utf8", "replace")
         for index in range(int(start), int(stop), int(stride)):
             if self.on_corrupt == "stop":
-                self.counter.add(filename, index)
+                self.counter.add(filename, index, SKIP_CORRUPT)
                 raise DataError(f"{filename}: record {index} is corrupt (its tf.Example cannot "
                                 "be parsed, its image cannot be decoded, or the file is "
                                 "truncated there); stopping as on_corrupt='stop' asks. Use "
                                 "on_corrupt='skip' to skip such records.")
-            total = self.counter.add(filename, index)
-            logging.warning("%s: record %d is corrupt (its tf.Example cannot be parsed, its "
-                            "image cannot be decoded, or the file is truncated there); "
-                            "skipped (%d corrupt records so far).",
-                            filename, index, total)
+            total, log = self.counter.add(filename, index, SKIP_CORRUPT)
+            if log:
+                logging.warning("%s: record %d is corrupt (its tf.Example cannot be parsed, "
+                                "its image cannot be decoded, or the file is truncated there); "
+                                "skipped (%d records skipped so far).", filename, index, total)
+        return 0
+
+    @property
+    def _labels_rule(self) -> str:
+        return (f" has class labels outside 1..num_classes ({self.decoder.num_classes}); the "
+                "label map / num_classes do not match the records (ids are 1..num_classes; 0 "
+                "is the background id)")
+
+    # Runs in Python only for a record with bad labels under on_corrupt="skip".
+    def _report_labels(self, filename, index) -> int:
+        filename = filename.numpy().decode("utf8", "replace")
+        total, log = self.counter.add(filename, int(index), SKIP_BAD_LABELS)
+        if log:
+            logging.warning("%s: record %d%s; skipped (%d records skipped so far).",
+                            filename, int(index), self._labels_rule, total)
         return 0
 
     def _dummy(self) -> dict[str, tf.Tensor]:
@@ -264,26 +303,65 @@ class _Pipeline:
         def check(element):
             element = dict(element)
             index, expected_index = element.pop(_INDEX), element.pop(_EXPECTED)
-            labels_ok = element.pop(_LABELS_OK)
+            labels_ok = element[_LABELS_OK]
             report = tf.cond(
                 index > expected_index,
                 lambda: tf.py_function(self._report, [filename, expected_index, index, stride],
                                        tf.int64),
                 lambda: tf.constant(0, tf.int64))
-            # "DataError: " lets model_main print this one line instead of the tf.data stack.
-            message = tf.strings.join([
-                "DataError: ", filename, ": record ", tf.strings.as_string(index),
-                " has class labels outside 1..num_classes "
-                f"({self.decoder.num_classes}); the label map / num_classes do not match the "
-                "records (ids are 1..num_classes; 0 is the background id)"])
-            labels = tf.debugging.Assert(labels_ok, [message])
+            bad_labels = ~labels_ok
+            if self.on_corrupt == "stop":
+                # "DataError: " lets model_main print this one line, not the tf.data stack.
+                message = tf.strings.join(["DataError: ", filename, ": record ",
+                                           tf.strings.as_string(index), self._labels_rule])
+                labels = tf.debugging.Assert(labels_ok, [message])
+            else:
+                labels = tf.cond(
+                    bad_labels,
+                    lambda: tf.py_function(self._report_labels, [filename, index], tf.int64),
+                    lambda: tf.constant(0, tf.int64))
             with tf.control_dependencies([report, labels]):
                 element[_END] = tf.identity(element[_END])
             return element
 
         examples = examples.scan(tf.constant(self.offset, tf.int64), find_gap).map(check)
-        examples = examples.filter(lambda element: ~element[_END])
-        return examples.map(lambda element: {k: v for k, v in element.items() if k != _END})
+        examples = examples.filter(lambda element: element[_LABELS_OK])  # skipped: bad labels
+        if not self.training:
+            examples = examples.filter(lambda element: ~element[_END])
+        return examples.map(
+            lambda element: {k: v for k, v in element.items()
+                             if k != _LABELS_OK and (self.training or k != _END)})
+
+
+def _stop_if_nothing_usable(dataset: tf.data.Dataset, files: list[str],
+                            cycle_length: int) -> tf.data.Dataset:
+    """Drops the end-of-file markers of the endless training stream, failing with a DataError
+    when every record is skipped (which would otherwise loop over the files forever).
+
+    A file with a usable record yields an example on every visit, before its end marker, and
+    every file is visited once per pass (the file order is reshuffled each pass), so usable
+    data never leaves more than about 2 passes plus the visits in flight (`cycle_length` and
+    their prefetch) of end markers in a row. Twice that bound without an example means there is
+    none.
+    """
+    limit = 4 * (len(files) + 2 * cycle_length) + 8
+
+    def count(run, element):
+        run = tf.where(element[_END], run + 1, 0)
+        return run, (run, element)
+
+    def check(run, element):
+        message = (f"DataError: no usable record in {len(files)} input file(s) "
+                   f"({files[0]}{' ...' if len(files) > 1 else ''}): every record was skipped "
+                   "(see the warnings above: corrupt records, or class labels outside "
+                   "1..num_classes)")
+        ok = tf.debugging.Assert(run < limit, [message])
+        with tf.control_dependencies([ok]):
+            return tf.identity(element[_END])
+
+    dataset = dataset.scan(tf.constant(0, tf.int64), count)
+    dataset = dataset.filter(lambda run, element: ~check(run, element))
+    return dataset.map(lambda run, element: {k: v for k, v in element.items() if k != _END})
 
 
 def _finish(dataset: tf.data.Dataset, batch_size: int, drop_remainder: bool,
@@ -317,8 +395,9 @@ def build_train_dataset(file_pattern: str | Sequence[str], *, batch_size: int,
       max_boxes: N, ground truth padded (or cut) to this many boxes (max_number_of_boxes).
       resize_method: `fixed_shape_resizer.resize_method` (`core.image_resizer.RESIZE_METHODS`).
       augmentations: [(step name, kwargs)] from preprocessor.STEP_FUNCTIONS, in order.
-      num_classes: foreground classes; records with labels outside 1..num_classes stop the
-        pipeline with an error naming the file and record. None: not checked.
+      num_classes: foreground classes; a record with labels outside 1..num_classes is
+        skipped and counted, or stops the pipeline naming the file and record, as
+        `on_corrupt` says. None: not checked.
       shuffle_buffer_size: examples in the shuffle buffer (each H*W*3 bytes plus boxes).
       num_readers: files read in parallel (interleave cycle length).
       deterministic: reproducible order and augmentation (slower: parallel stages keep
@@ -326,7 +405,8 @@ def build_train_dataset(file_pattern: str | Sequence[str], *, batch_size: int,
       seed: random seed; None draws one (unless deterministic).
       input_context: from `strategy.distribute_datasets_from_function`; this pipeline reads
         its own shard of the files.
-      on_corrupt: "skip" (log, count, go on) or "stop" (raise at the first corrupt record).
+      on_corrupt: "skip" (log, count, go on) or "stop" (raise at the first corrupt record or
+        record with bad labels).
       corrupt_counter: where skipped records are counted; default
         DEFAULT_CORRUPT_RECORD_COUNTER.
 
@@ -350,6 +430,7 @@ def build_train_dataset(file_pattern: str | Sequence[str], *, batch_size: int,
     dataset = file_order.interleave(
         pipeline.read_file, cycle_length=cycle_length, block_length=1,
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    dataset = _stop_if_nothing_usable(dataset, files, cycle_length)
     if shuffle_buffer_size > 1:
         dataset = dataset.shuffle(shuffle_buffer_size, seed=seed)
     return _finish(dataset, batch_size, drop_remainder=True, deterministic=deterministic)

@@ -170,9 +170,30 @@ def test_sample_1_of_n_keeps_every_nth_record_of_each_file(records):
     assert ids == ["b0", "b2"]
 
 
-def test_labels_beyond_num_classes_stop_with_the_record_named(records):
+def test_labels_beyond_num_classes_are_skipped_and_counted_or_stop_naming_the_record(
+        records, caplog):
+    # b.record holds labels 1, 2, 3: with num_classes=2, record 2 is out of range.
+    counter = inputs.CorruptRecordCounter()
+    with caplog.at_level(logging.WARNING):
+        ids = _ids(inputs.build_eval_dataset(records[1], batch_size=2, image_size=(8, 8),
+                                             max_boxes=2, num_classes=2,
+                                             corrupt_counter=counter))
+    assert ids == ["b0", "b1"]
+    assert counter.by_reason == {inputs.SKIP_BAD_LABELS: 1}
+    assert counter.records == [(records[1], 2)]
+    assert (f"{records[1]}: record 2 has class labels outside 1..num_classes (2)"
+            in caplog.text)
+    # Both reasons in one file: a.record has 2 corrupt records and label 3 in record 5.
+    counter = inputs.CorruptRecordCounter()
+    ids = _ids(inputs.build_eval_dataset(records[0], batch_size=4, image_size=(8, 8),
+                                         max_boxes=2, num_classes=2, corrupt_counter=counter))
+    assert ids == ["a0", "a2", "a3"]
+    assert counter.by_reason == {inputs.SKIP_CORRUPT: 2, inputs.SKIP_BAD_LABELS: 1}
+    assert sorted(counter.records) == [(records[0], 1), (records[0], 4), (records[0], 5)]
+
     dataset = inputs.build_eval_dataset(records[1], batch_size=2, image_size=(8, 8),
-                                        max_boxes=2, num_classes=2)
+                                        max_boxes=2, num_classes=2, on_corrupt="stop",
+                                        corrupt_counter=inputs.CorruptRecordCounter())
     with pytest.raises(tf.errors.InvalidArgumentError,
                        match=r"b.record: record 2 has class labels outside 1..num_classes"):
         list(dataset)
