@@ -43,8 +43,9 @@ flags.DEFINE_enum("strategy", "auto", ["auto", "default", "mirrored", "multi_wor
 flags.DEFINE_integer("checkpoint_every_n", 1000, "Save a checkpoint every n steps.")
 flags.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept in model_dir.")
 flags.DEFINE_integer("log_every_n", 10, "Progress line and report record every n steps.")
-flags.DEFINE_enum("on_corrupt", "skip", ["skip", "stop"], "A corrupt image in the input: skip "
-                  "it (counted and reported) or stop with its file and record index.")
+flags.DEFINE_enum("on_corrupt", "skip", ["skip", "stop"], "A corrupt record in the input (an "
+                  "unparsable tf.Example or image, or class labels outside 1..num_classes): "
+                  "skip it (counted and reported) or stop with its file and record index.")
 flags.DEFINE_boolean("include_metrics_per_category", False, "Also report AP per category.")
 flags.DEFINE_boolean("random_data", False, "Benchmark on synthetic batches (no dataset needed).")
 flags.DEFINE_integer("benchmark_last_k", 0, "Report the mean img/s of the last k steps "
@@ -54,25 +55,30 @@ flags.DEFINE_float("collective_timeout_s", 300.0, "Multi-worker: seconds before 
 flags.DEFINE_boolean("eval_training_data", False, "Evaluate on the training input instead.")
 
 FLAGS = flags.FLAGS
+_FLAG_MINIMUMS = {"checkpoint_every_n": 1, "log_every_n": 1, "keep_checkpoint_max": 1,
+                  "sample_1_of_n_eval_examples": 1, "num_train_steps": 0, "eval_count": 0,
+                  "benchmark_last_k": 0}
 
 
 def main(argv):
     del argv
-    import tensorflow as tf
-
-    from object_detection.training import distribution, precision, train_lib
+    # The config is read before TensorFlow is imported: a config error costs a second.
     from object_detection.utils import config_util
-    from object_detection.utils.errors import ConfigError
+    from object_detection.utils.errors import ConfigError, DataError
 
     if not FLAGS.pipeline_config_path:
         raise app.UsageError("--pipeline_config_path is required.")
     if not FLAGS.model_dir and not FLAGS.checkpoint_dir:
         raise app.UsageError("--model_dir is required (or --checkpoint_dir for evaluation).")
-    for flag in ("checkpoint_every_n", "log_every_n", "keep_checkpoint_max"):
+    for flag, least in _FLAG_MINIMUMS.items():
         value = getattr(FLAGS, flag)
-        if value < 1:  # checked before anything is built
-            print(f"error: --{flag}: must be >= 1, got {value}.", file=sys.stderr)
+        if value is not None and value < least:  # checked before anything is built
+            print(f"error: --{flag}: must be >= {least}, got {value}.", file=sys.stderr)
             return 2
+    if FLAGS.collective_timeout_s <= 0:
+        print(f"error: --collective_timeout_s: must be > 0, got {FLAGS.collective_timeout_s}.",
+              file=sys.stderr)
+        return 2
     try:
         configs = config_util.get_configs_from_pipeline_file(
             FLAGS.pipeline_config_path, config_override=FLAGS.config_override)
@@ -80,6 +86,10 @@ def main(argv):
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    import tensorflow as tf
+
+    from object_detection.training import distribution, precision, train_lib
+
     if FLAGS.eval_training_data:
         configs["eval_input_config"] = configs["train_input_config"]
     precision.set_policy(FLAGS.amp)
@@ -107,7 +117,7 @@ def main(argv):
                                            run_once=FLAGS.run_once)
         else:
             train_lib.train(configs, options, engine)
-    except (ConfigError, FileNotFoundError, train_lib.TrainingDivergedError) as e:
+    except (ConfigError, DataError, FileNotFoundError, train_lib.TrainingDivergedError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,

@@ -113,11 +113,12 @@ def _input_paths(reader: input_reader_pb2.InputReader, path: str) -> list[str]:
 
 
 def _check_label_map(reader, num_classes: int, path: str) -> None:
-    if reader.label_map_path and tf.io.gfile.exists(reader.label_map_path):
-        label_map_util.check_num_classes(reader.label_map_path, num_classes)
-    elif reader.label_map_path:
-        logger.warning("%s.label_map_path %s does not exist; class names will be numbers.",
-                       path, reader.label_map_path)
+    if not reader.label_map_path:
+        return
+    if not tf.io.gfile.exists(reader.label_map_path):
+        raise ConfigError(f"{path}.label_map_path: {reader.label_map_path!r} does not exist.")
+    label_map_util.check_num_classes(reader.label_map_path, num_classes,
+                                     field=f"{path}.label_map_path")
 
 
 def train_dataset_fn(configs: Mapping[str, Any], on_corrupt: str = "skip",
@@ -148,17 +149,30 @@ def train_dataset_fn(configs: Mapping[str, Any], on_corrupt: str = "skip",
     return dataset_fn
 
 
-def eval_dataset(configs: Mapping[str, Any], num_shards: int = 1, shard_index: int = 0,
-                 sample_1_of_n: int = 1, on_corrupt: str = "skip") -> tf.data.Dataset:
-    """This worker's share of the evaluation data, without augmentation."""
+def check_eval_input(configs: Mapping[str, Any]) -> list[str]:
+    """The eval reader's input patterns, checked (a reader, files that match, its label map).
+
+    Raises:
+      ConfigError: naming the `eval_input_reader` field at fault.
+    """
     reader = configs["eval_input_config"]
-    eval_config = configs["eval_config"]
-    model_config = configs["model"]
     path = "eval_input_reader"
     if reader is None:
         raise ConfigError("eval_input_reader: is missing; evaluation needs one.")
     patterns = _input_paths(reader, path)
-    _check_label_map(reader, model_config.ssd.num_classes, path)
+    _check_label_map(reader, configs["model"].ssd.num_classes, path)
+    return patterns
+
+
+def eval_dataset(configs: Mapping[str, Any], num_shards: int = 1, shard_index: int = 0,
+                 sample_1_of_n: int = 1, on_corrupt: str = "skip",
+                 corrupt_counter: inputs.CorruptRecordCounter | None = None
+                 ) -> tf.data.Dataset:
+    """This worker's share of the evaluation data, without augmentation."""
+    reader = configs["eval_input_config"]
+    eval_config = configs["eval_config"]
+    model_config = configs["model"]
+    patterns = check_eval_input(configs)
     height, width = model_builder.image_size(model_config.ssd)
     batch_size = eval_config.batch_size if eval_config.HasField("batch_size") \
         else configs["train_config"].batch_size
@@ -172,5 +186,5 @@ def eval_dataset(configs: Mapping[str, Any], num_shards: int = 1, shard_index: i
         num_classes=model_config.ssd.num_classes,
         num_readers=max(1, reader.num_readers),
         sample_1_of_n=max(sample_1_of_n, reader.sample_1_of_n_examples or 1),
-        input_context=context, on_corrupt=on_corrupt,
+        input_context=context, on_corrupt=on_corrupt, corrupt_counter=corrupt_counter,
         resize_method=model_builder.resize_method(model_config.ssd))

@@ -143,18 +143,21 @@ def write_label_map(path: str, categories: Sequence[Mapping] | Mapping[str, int]
         f.write(text)
 
 
-def check_num_classes(label_map_path: str, num_classes: int) -> None:
+def check_num_classes(label_map_path: str, num_classes: int, field: str = "") -> None:
     """Raises ConfigError unless the label map's largest id equals `num_classes`.
 
     Labels 1..num_classes become classes 0..num_classes-1 in the decoder, so a larger id
-    would index past the class head and a smaller one leaves untrainable outputs.
+    would index past the class head and a smaller one leaves untrainable outputs. `field`
+    (e.g. "train_input_reader.label_map_path") names where the label map path comes from.
     """
     label_map = load_labelmap(label_map_path)
     ids = [item.id for item in label_map.item if item.id != _BACKGROUND_ID]
     largest = max(ids, default=0)
     if largest != num_classes:
+        source = f" ({field})" if field else ""
         raise ConfigError(
-            f"num_classes is {num_classes} but the label map {label_map_path!r} has "
+            f"model.ssd.num_classes: is {num_classes} but the label map {label_map_path!r}"
+            f"{source} has "
             f"{len(ids)} classes with largest id {largest}; ids 1..num_classes must cover the "
             f"label map, so set num_classes: {largest} (or fix the label map).")
 

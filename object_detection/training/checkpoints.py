@@ -92,21 +92,8 @@ def fine_tune(model, path: str, kind: str) -> None:
         raise ValueError(
             f"train_config.fine_tune_checkpoint_type: {kind!r} is not supported; expected one "
             f"of {list(FINE_TUNE_TYPES)}.")
-    is_keras_file = path.endswith((".h5", ".keras", ".weights.h5"))
-    if not is_keras_file and tf.train.latest_checkpoint(path):
-        path = tf.train.latest_checkpoint(path)
-    elif not is_keras_file and tf.io.gfile.isdir(path):
-        prefixes = sorted({f[:-len(".index")] for f in tf.io.gfile.listdir(path)
-                           if f.endswith(".index")})
-        raise FileNotFoundError(
-            f"train_config.fine_tune_checkpoint: {path!r} is a directory without a `checkpoint` "
-            "index file; give a checkpoint prefix"
-            + (f" (here: {', '.join(os.path.join(path, p) for p in prefixes[:3])})"
-               if prefixes else " (this directory holds none)") + ".")
-    if not is_keras_file and not tf.io.gfile.glob(path + "*"):
-        raise FileNotFoundError(
-            f"train_config.fine_tune_checkpoint: {path!r} does not exist (neither a checkpoint "
-            f"prefix, a checkpoint directory nor a Keras weights file).")
+    path = resolve_fine_tune_checkpoint(path)
+    is_keras_file = _is_keras_file(path)
     if not is_keras_file and odapi_checkpoint.is_odapi_checkpoint(path):
         report = odapi_checkpoint.restore(model, path, backbone_only=kind == "classification",
                                           allow_other_num_classes=True)
@@ -134,6 +121,40 @@ def fine_tune(model, path: str, kind: str) -> None:
           f"checkpoint {path} (same path and shape)", flush=True)
 
 
+def _is_keras_file(path: str) -> bool:
+    return path.endswith((".h5", ".keras", ".weights.h5"))
+
+
+def resolve_fine_tune_checkpoint(path: str) -> str:
+    """`train_config.fine_tune_checkpoint` as a checkpoint prefix or a Keras weights file.
+
+    A directory stands for its newest checkpoint.
+
+    Raises:
+      FileNotFoundError: naming the field, when nothing loadable is there.
+    """
+    if _is_keras_file(path):
+        if not tf.io.gfile.exists(path):
+            raise FileNotFoundError(
+                f"train_config.fine_tune_checkpoint: {path!r} does not exist.")
+        return path
+    if tf.train.latest_checkpoint(path):
+        return tf.train.latest_checkpoint(path)
+    if tf.io.gfile.isdir(path):
+        prefixes = sorted({f[:-len(".index")] for f in tf.io.gfile.listdir(path)
+                           if f.endswith(".index")})
+        raise FileNotFoundError(
+            f"train_config.fine_tune_checkpoint: {path!r} is a directory without a `checkpoint` "
+            "index file; give a checkpoint prefix"
+            + (f" (here: {', '.join(os.path.join(path, p) for p in prefixes[:3])})"
+               if prefixes else " (this directory holds none)") + ".")
+    if not tf.io.gfile.glob(path + "*"):
+        raise FileNotFoundError(
+            f"train_config.fine_tune_checkpoint: {path!r} does not exist (neither a checkpoint "
+            f"prefix, a checkpoint directory nor a Keras weights file).")
+    return path
+
+
 def restore_model_weights(model, path: str) -> int | None:
     """Every model variable from a checkpoint prefix of this project or of the OD API (TF2).
 
@@ -159,8 +180,6 @@ def _checkpoint_key(path: str) -> str:
 
 def load_backbone_from_keras_weights(extractor, path: str):
     """Copies a keras.applications ImageNet weights file into the extractor's backbone."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"train_config.fine_tune_checkpoint: {path!r} does not exist.")
     return extractor.load_keras_application_weights(path)
 
 

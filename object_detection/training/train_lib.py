@@ -42,7 +42,7 @@ from object_detection.training import checkpoints as ckpt_lib
 from object_detection.training import distribution
 from object_detection.training.dllogger import DLLogger
 from object_detection.utils import config_util
-from object_detection.utils.errors import ConfigError
+from object_detection.utils.errors import ConfigError, DataError
 
 logger = logging.getLogger("object_detection")
 
@@ -194,9 +194,30 @@ def _eval_steps(num_steps: int, start: int, eval_count: int) -> list[int]:
     return [p for p in points if p > start]
 
 
+def check_inputs(configs: Mapping[str, Any], options: RunOptions, *,
+                 training: bool = True) -> None:
+    """What the run will read, checked before anything is built, so a wrong path fails in
+    seconds rather than after the model is built (or, for the eval reader, hours later).
+
+    Checks the training reader (unless `random_data`), the eval reader (when the run
+    evaluates) and, for a fresh `model_dir`, `train_config.fine_tune_checkpoint`.
+
+    Raises:
+      ConfigError / FileNotFoundError: naming the field or flag at fault.
+    """
+    if training and not options.random_data:
+        dataset_builder.train_dataset_fn(configs)
+    if not training or options.eval_count > 0:
+        dataset_builder.check_eval_input(configs)
+    fine_tune = configs["train_config"].fine_tune_checkpoint
+    if training and fine_tune and not tf.train.latest_checkpoint(options.model_dir):
+        ckpt_lib.resolve_fine_tune_checkpoint(fine_tune)
+
+
 def train(configs: Mapping[str, Any], options: RunOptions,
           engine: distribution.Engine) -> dict[str, Any]:
     """Trains to `num_train_steps`, evaluating `eval_count` times; returns the last metrics."""
+    check_inputs(configs, options)
     session = Session(configs, options, engine)
     train_config = configs["train_config"]
     num_steps = int(options.num_train_steps or train_config.num_steps)
@@ -287,6 +308,7 @@ def train(configs: Mapping[str, Any], options: RunOptions,
                 ckpt_lib.keep_best(options.model_dir, manager.latest_checkpoint, step, metrics)
     _cleanup_temp_dir(options.model_dir, engine)
 
+    skipped = inputs.DEFAULT_CORRUPT_RECORD_COUNTER
     timed = step_times[1:] or step_times
     if options.benchmark_last_k:
         timed = step_times[-options.benchmark_last_k:]
@@ -295,19 +317,29 @@ def train(configs: Mapping[str, Any], options: RunOptions,
         "train_first_step_s": step_times[0] if step_times else 0.0,
         "train_elapsed_s": time.perf_counter() - run_start,
         "steps": step - start,
-        "corrupt_records_skipped": inputs.DEFAULT_CORRUPT_RECORD_COUNTER.count,
+        "corrupt_records_skipped": skipped.by_reason.get(inputs.SKIP_CORRUPT, 0),
+        "bad_label_records_skipped": skipped.by_reason.get(inputs.SKIP_BAD_LABELS, 0),
     }
     session.report.log([], summary)
     if engine.is_chief:
         print(f"trained steps {start}..{step}: {summary['train_throughput']:.2f} img/s "
               f"(median step {np.median(timed):.3f} s), first step "
               f"{summary['train_first_step_s']:.1f} s", flush=True)
-        if summary["corrupt_records_skipped"]:
-            distinct = sorted(set(inputs.DEFAULT_CORRUPT_RECORD_COUNTER.records))
-            print(f"corrupt records skipped {summary['corrupt_records_skipped']} times (the "
-                  f"input repeats), {len(distinct)} distinct: "
-                  + ", ".join(f"{f} record {i}" for f, i in distinct[:5]), flush=True)
+        if skipped.count:
+            print(f"records skipped {skipped.count} times (the input repeats): "
+                  f"{_skipped_reasons(skipped)}; {len(set(skipped.records))} distinct: "
+                  f"{_first_records(skipped)}", flush=True)
     return {**metrics, **summary}
+
+
+def _skipped_reasons(counter: inputs.CorruptRecordCounter) -> str:
+    return ", ".join(f"{reason}: {n}" for reason, n in sorted(counter.by_reason.items()))
+
+
+def _first_records(counter: inputs.CorruptRecordCounter, k: int = 5) -> str:
+    distinct = sorted(set(counter.records))
+    return ", ".join(f"{f} record {i}" for f, i in distinct[:k]) + (
+        " ..." if len(distinct) > k else "")
 
 
 def _cleanup_temp_dir(model_dir: str, engine: distribution.Engine) -> None:
@@ -340,9 +372,11 @@ def evaluate(session: Session, step: int) -> dict[str, float]:
     """
     configs, options, engine = session.configs, session.options, session.engine
     model = session.model
+    skipped = inputs.CorruptRecordCounter()
     dataset = dataset_builder.eval_dataset(
         configs, num_shards=engine.num_workers, shard_index=engine.worker_index,
-        sample_1_of_n=options.sample_1_of_n_eval_examples, on_corrupt=options.on_corrupt)
+        sample_1_of_n=options.sample_1_of_n_eval_examples, on_corrupt=options.on_corrupt,
+        corrupt_counter=skipped)
     num_examples = int(configs["eval_config"].num_examples or 0)
 
     @tf.function(reduce_retracing=True)  # the last batch of an epoch may be partial
@@ -360,13 +394,25 @@ def evaluate(session: Session, step: int) -> dict[str, float]:
             _add_batch(evaluator, batch, detections)
             if num_examples and evaluator.num_images * engine.num_workers >= num_examples:
                 break
-    states = engine.allgather_object(evaluator.state())
+    gathered = engine.allgather_object((evaluator.state(), skipped.by_reason))
     evaluator = coco_evaluation.CocoEvaluator(evaluator.categories,
                                               evaluator.include_metrics_per_category)
-    evaluator.merge(states)
+    evaluator.merge([state for state, _ in gathered])
+    skipped = inputs.CorruptRecordCounter()  # every worker's skips
+    for _, by_reason in gathered:
+        for reason, n in by_reason.items():
+            skipped.by_reason[reason] = skipped.by_reason.get(reason, 0) + n
+    skipped.count = sum(skipped.by_reason.values())
+    if not evaluator.num_images:
+        raise DataError(
+            "eval_input_reader: no image to evaluate: "
+            + (f"every record was skipped ({_skipped_reasons(skipped)}; see the warnings)."
+               if skipped.count else "the input holds no record."))
     if not engine.is_chief:
         return {}
-    print(f"evaluation at step {step}: {evaluator.num_images} images "
+    skips = f", {skipped.count} records skipped ({_skipped_reasons(skipped)})" \
+        if skipped.count else ""
+    print(f"evaluation at step {step}: {evaluator.num_images} images{skips} "
           f"({time.perf_counter() - t0:.1f} s)", flush=True)
     metrics = evaluator.evaluate(print_summary=True)
     eval_dir = os.path.join(options.model_dir, "eval")
@@ -406,13 +452,14 @@ def evaluate_checkpoints(configs: Mapping[str, Any], options: RunOptions,
                          engine: distribution.Engine, checkpoint_dir: str,
                          run_once: bool, timeout_s: float = 3600.0) -> dict[str, float]:
     """Eval-only mode: the newest checkpoint once, or each new one until the last step."""
+    check_inputs(configs, options, training=False)
+    if run_once and tf.train.latest_checkpoint(checkpoint_dir) is None:
+        raise FileNotFoundError(f"--checkpoint_dir {checkpoint_dir}: no checkpoint found.")
     session = Session(configs, options, engine)
     num_steps = int(options.num_train_steps or configs["train_config"].num_steps)
     metrics: dict[str, float] = {}
     if run_once:
         path = tf.train.latest_checkpoint(checkpoint_dir)
-        if path is None:
-            raise FileNotFoundError(f"--checkpoint_dir {checkpoint_dir}: no checkpoint found.")
         _restore_for_evaluation(session, path)
         return evaluate(session, step=session.step)
     for path in tf.train.checkpoints_iterator(checkpoint_dir, timeout=timeout_s):

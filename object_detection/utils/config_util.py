@@ -823,7 +823,16 @@ def _check_optimizer(optimizer: message.Message, path: str, errors: list[str]) -
     which = optimizer.WhichOneof("optimizer")
     if not which:
         return
-    learning_rate = getattr(optimizer, which).learning_rate
+    settings = getattr(optimizer, which)
+    for field in ("momentum_optimizer_value", "decay"):  # averaging factors
+        if field in settings.DESCRIPTOR.fields_by_name:
+            value = getattr(settings, field)
+            _require(errors, 0.0 <= value <= 1.0, f"{path}.{which}.{field}", value,
+                     "in [0, 1]")
+    if "epsilon" in settings.DESCRIPTOR.fields_by_name:
+        _require(errors, settings.epsilon > 0.0, f"{path}.{which}.epsilon", settings.epsilon,
+                 "> 0")
+    learning_rate = settings.learning_rate
     schedule = learning_rate.WhichOneof("learning_rate")
     if not schedule:
         return

@@ -8,7 +8,6 @@ then compute what the TF1 OD API computes is the parity tool's job (parity.py --
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np

@@ -446,6 +446,15 @@ def test_minimal_config_is_valid():
     (["train_config.optimizer.momentum_optimizer.learning_rate.constant_learning_rate."
       "learning_rate=-1"],
      r"constant_learning_rate\.learning_rate: got -1; must be >= 0\.$"),
+    (["train_config.optimizer.momentum_optimizer.momentum_optimizer_value=1.5"],
+     r"^train_config\.optimizer\.momentum_optimizer\.momentum_optimizer_value: got 1\.5; must "
+     r"be in \[0, 1\]\.$"),
+    (["train_config.optimizer.rms_prop_optimizer.learning_rate.constant_learning_rate."
+      "learning_rate=0.1", "train_config.optimizer.rms_prop_optimizer.decay=-0.5"],
+     r"^train_config\.optimizer\.rms_prop_optimizer\.decay: got -0\.5; must be in \[0, 1\]"),
+    (["train_config.optimizer.adam_optimizer.learning_rate.constant_learning_rate."
+      "learning_rate=0.1", "train_config.optimizer.adam_optimizer.epsilon=0"],
+     r"^train_config\.optimizer\.adam_optimizer\.epsilon: got 0; must be > 0\.$"),
 ])
 def test_validation_rule(overrides, pattern):
     with pytest.raises(ConfigError, match=pattern):
