@@ -43,6 +43,46 @@ DROP_UNKNOWN_CLASS = "unknown class (not in the json categories or label map)"
 _PASS_THROUGH_FORMATS = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png"}
 
 
+class InputError(ValueError):
+    """A converter's flag names a missing file or folder, or holds a value out of range. The
+    message names the flag; the converters check these before they read anything."""
+
+
+def _local(path: str) -> bool:
+    return "://" not in path  # gs://, s3://, ...: left to TensorFlow's file system to report
+
+
+def require_file(flag: str, path: str) -> None:
+    if _local(path) and not os.path.isfile(path):
+        what = "is a folder, not a file" if os.path.isdir(path) else "does not exist"
+        raise InputError(f"--{flag}: {path!r} {what}.")
+
+
+def require_dir(flag: str, path: str) -> None:
+    if _local(path) and not os.path.isdir(path):
+        what = "is a file, not a folder" if os.path.exists(path) else "does not exist"
+        raise InputError(f"--{flag}: {path!r} {what}.")
+
+
+def require_output(flag: str, path: str) -> None:
+    """The folder `path` is written into exists (or can be made) and is writable."""
+    if not _local(path):
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"--{flag}: cannot create the folder {folder!r} ({e.strerror}).") \
+            from None
+    if not os.access(folder, os.W_OK):
+        raise InputError(f"--{flag}: the folder {folder!r} is not writable.")
+
+
+def require_at_least(flag: str, value: int, least: int = 1) -> None:
+    if value < least:
+        raise InputError(f"--{flag}: must be >= {least}, got {value}.")
+
+
 @dataclasses.dataclass
 class BoxAnnotation:
     """One annotated box, in absolute pixels of the source image.
@@ -116,6 +156,7 @@ class Summary:
 
     images_read == images_written + sum(images_skipped.values())
     boxes_read == boxes_written + sum(boxes_dropped.values())
+    annotations_read == boxes_read (COCO; orphaned annotations are boxes dropped)
     """
 
     name: str = ""
@@ -129,6 +170,9 @@ class Summary:
     boxes_dropped: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     boxes_clipped: int = 0
     crowd_boxes_written: int = 0
+    # COCO: annotations in the json; each is a box read, on one of its images or orphaned.
+    annotations_read: int | None = None
+    annotations_orphaned: int = 0
     output_files: list[str] = dataclasses.field(default_factory=list)
     # (file name, reason) of skipped images, and (file name, reason, count) of dropped boxes.
     skipped_images: list[tuple[str, str]] = dataclasses.field(default_factory=list)
@@ -162,7 +206,8 @@ class Summary:
         """Raises RuntimeError if the counts do not add up (that would be a bug)."""
         images = self.images_written + sum(self.images_skipped.values())
         boxes = self.boxes_written + sum(self.boxes_dropped.values())
-        if images != self.images_read or boxes != self.boxes_read:
+        annotations_ok = self.annotations_read in (None, self.boxes_read)
+        if images != self.images_read or boxes != self.boxes_read or not annotations_ok:
             raise RuntimeError(f"conversion counts do not add up: {self}")
 
     def nothing_written(self, output: str) -> str | None:
@@ -191,6 +236,10 @@ class Summary:
             f"          clipped to the image (and written): {self.boxes_clipped}, "
             f"crowd (written with is_crowd=1): {self.crowd_boxes_written}",
         ]
+        if self.annotations_read is not None:
+            lines.insert(3, f"  annotations: read {self.annotations_read}, on the json's images "
+                            f"{self.annotations_read - self.annotations_orphaned}, orphaned "
+                            f"(image id not among the images) {self.annotations_orphaned}")
         if self.output_files:
             lines.append(f"  output: {len(self.output_files)} file(s): {self.output_files[0]}"
                          + (" ..." if len(self.output_files) > 1 else ""))

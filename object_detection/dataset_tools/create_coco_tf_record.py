@@ -150,6 +150,8 @@ def convert_coco(annotations_file: str, image_dir: str, output_path: str, *,
     from object_detection.dataset_tools import dataset_util
 
     summary = conversion.Summary(name=os.path.basename(output_path))
+    summary.annotations_read = len(annotations.get("annotations", []))
+    summary.annotations_orphaned = orphans
     summary.boxes_read += orphans
     if orphans:
         summary.boxes_dropped[DROP_UNKNOWN_IMAGE] += orphans
@@ -174,19 +176,28 @@ def main(argv):
     if not todo:
         raise app.UsageError("Give at least one of --train_annotations_file, "
                              "--val_annotations_file, --testdev_annotations_file.")
-    for split, annotations_file, image_dir, num_shards in todo:
-        if not image_dir:
+    try:  # every split's flags are checked before the first split is converted
+        for split, annotations_file, image_dir, num_shards in todo:
             image_flag = "test_image_dir" if split == "testdev" else f"{split}_image_dir"
-            raise app.UsageError(f"--{split}_annotations_file needs --{image_flag}.")
+            if not image_dir:
+                raise app.UsageError(f"--{split}_annotations_file needs --{image_flag}.")
+            conversion.require_file(f"{split}_annotations_file", annotations_file)
+            conversion.require_dir(image_flag, image_dir)
+            conversion.require_at_least(f"{split}_num_shards", num_shards)
+        conversion.require_output("output_dir", os.path.join(FLAGS.output_dir, "coco.record"))
+    except conversion.InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for split, annotations_file, image_dir, num_shards in todo:
         try:
             summary = convert_coco(
                 annotations_file, image_dir,
                 os.path.join(FLAGS.output_dir, f"coco_{split}.record"), num_shards=num_shards,
                 num_workers=FLAGS.num_workers, show_progress=FLAGS.progress)
-        except (CocoFormatError, FileNotFoundError) as e:
+        except CocoFormatError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-        error = summary.nothing_written(f"coco_{split}.record")
+        error = summary.nothing_written(os.path.join(FLAGS.output_dir, f"coco_{split}.record"))
         if error:
             print(error, file=sys.stderr)
             return 1

@@ -34,6 +34,7 @@ import tqdm
 
 from object_detection.data import label_map_util
 from object_detection.dataset_tools import conversion
+from object_detection.utils.errors import ConfigError
 
 FLAGS = flags.FLAGS
 
@@ -130,6 +131,18 @@ def main(argv):
     for flag in ("annotations_dir", "images_dir", "label_map_path", "output_path"):
         if not FLAGS[flag].value:
             raise app.UsageError(f"--{flag} is required.")
+    try:  # checked before anything is read
+        conversion.require_dir("annotations_dir", FLAGS.annotations_dir)
+        conversion.require_dir("images_dir", FLAGS.images_dir)
+        conversion.require_file("label_map_path", FLAGS.label_map_path)
+        if FLAGS.image_list:
+            conversion.require_file("image_list", FLAGS.image_list)
+        conversion.require_at_least("num_shards", FLAGS.num_shards)
+        conversion.require_output("output_path", FLAGS.output_path)
+        label_map_util.get_label_map_dict(FLAGS.label_map_path)
+    except (conversion.InputError, ConfigError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     summary = convert_pascal(
         FLAGS.annotations_dir, FLAGS.images_dir, FLAGS.label_map_path, FLAGS.output_path,
         image_list=FLAGS.image_list or None, num_shards=FLAGS.num_shards,

@@ -82,7 +82,10 @@ def sharded_paths(base_path: str, num_shards: int) -> list[str]:
 class ShardedTFRecordWriter(contextlib.AbstractContextManager):
     """Writes serialized records round-robin into shards: record j into shard j % n.
 
-    With `single_file=True` and one shard, writes exactly `base_path` instead.
+    With `single_file=True` and one shard, writes exactly `base_path` instead. The shards are
+    written under temporary names and renamed when the `with` block ends without an error; an
+    error or an interrupt (Ctrl-C) removes them, so no half-written output is left that a glob
+    would pick up. Shards of an earlier run under the same names are replaced only on success.
     """
 
     def __init__(self, base_path: str, num_shards: int, single_file: bool = False):
@@ -92,7 +95,9 @@ class ShardedTFRecordWriter(contextlib.AbstractContextManager):
             self.paths = sharded_paths(base_path, num_shards)
         directory = os.path.dirname(os.path.abspath(base_path))
         tf.io.gfile.makedirs(directory)
-        self._writers = [tf.io.TFRecordWriter(p) for p in self.paths]
+        self._temporary = [os.path.join(os.path.dirname(p), f".{os.path.basename(p)}.partial")
+                           for p in self.paths]
+        self._writers = [tf.io.TFRecordWriter(p) for p in self._temporary]
         self._count = 0
 
     def write(self, serialized: bytes) -> None:
@@ -103,8 +108,13 @@ class ShardedTFRecordWriter(contextlib.AbstractContextManager):
         for writer in self._writers:
             writer.close()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         self.close()
+        for temporary, path in zip(self._temporary, self.paths):
+            if exc_type is None:
+                tf.io.gfile.rename(temporary, path, overwrite=True)
+            elif tf.io.gfile.exists(temporary):
+                tf.io.gfile.remove(temporary)
 
 
 def write_examples(examples, writer: ShardedTFRecordWriter,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 
 from object_detection.dataset_tools import conversion, dataset_util
@@ -59,23 +60,24 @@ def test_bccd_coco_round_trip_gives_the_source_boxes_image_by_image(tmp_path):
 
 
 def _write_flawed_coco(tmp_path: Path) -> Path:
-    """Images: good, corrupt JPEG, no boxes, box partly outside, zero-area box, missing file,
-    crowd box, unknown category; plus an annotation of an image id not in the json."""
+    """Images: good (plus a NaN box), corrupt JPEG, no boxes, box partly outside, zero-area box,
+    missing file, crowd box, unknown category, grayscale PNG, size differing from the json;
+    plus an annotation of an image id not in the json: every flaw at once."""
     image_dir = tmp_path / "images"
     image_dir.mkdir()
     files = {"good.jpg": _jpeg(40, 30), "corrupt.jpg": _jpeg(40, 30)[:200],
              "empty.jpg": _jpeg(40, 30), "outside.jpg": _jpeg(40, 30),
              "zero.jpg": _jpeg(40, 30), "crowd.jpg": _jpeg(40, 30),
-             "unknown.jpg": _jpeg(40, 30), "png.png": b""}
+             "unknown.jpg": _jpeg(40, 30), "png.png": b"", "small.jpg": _jpeg(40, 30)}
     buffer = io.BytesIO()
     Image.fromarray(np.zeros((30, 40), np.uint8)).save(buffer, "PNG")  # grayscale PNG
     files["png.png"] = buffer.getvalue()
     for name, data in files.items():
         (image_dir / name).write_bytes(data)
     names = ["good.jpg", "corrupt.jpg", "empty.jpg", "outside.jpg", "zero.jpg", "missing.jpg",
-             "crowd.jpg", "unknown.jpg", "png.png"]
-    images = [{"id": i + 1, "file_name": n, "width": 40, "height": 30}
-              for i, n in enumerate(names)]
+             "crowd.jpg", "unknown.jpg", "png.png", "small.jpg"]
+    images = [{"id": i + 1, "file_name": n, "width": 80 if n == "small.jpg" else 40,
+               "height": 30} for i, n in enumerate(names)]
     box = lambda image_id, bbox, category=1, crowd=0: {
         "image_id": image_id, "bbox": bbox, "category_id": category, "iscrowd": crowd,
         "area": 1.0}
@@ -89,6 +91,8 @@ def _write_flawed_coco(tmp_path: Path) -> Path:
         box(8, [2, 2, 4, 4], category=77),
         box(9, [0, 0, 20, 15]),
         box(99, [1, 1, 2, 2]),  # no such image
+        box(1, [float("nan"), 1, 2, 2]),  # json.dumps writes NaN, which json.load reads
+        box(10, [1, 1, 2, 2]),  # on the image whose size differs
     ]
     for i, a in enumerate(annotations):
         a["id"] = i + 1
@@ -103,18 +107,26 @@ def test_flawed_inputs_are_each_reported_and_the_counts_add_up(tmp_path):
     path = _write_flawed_coco(tmp_path)
     summary = convert_coco(str(path), str(tmp_path / "images"), str(tmp_path / "out.record"))
 
-    assert summary.images_read == 9
+    assert summary.images_read == 10
     assert summary.images_written == 7
     assert dict(summary.images_skipped) == {conversion.SKIP_CORRUPT_IMAGE: 1,
-                                            conversion.SKIP_MISSING_FILE: 1}
-    assert [name for name, _ in summary.skipped_images] == ["corrupt.jpg", "missing.jpg"]
+                                            conversion.SKIP_MISSING_FILE: 1,
+                                            conversion.SKIP_SIZE_MISMATCH: 1}
+    assert [name for name, _ in summary.skipped_images] == ["corrupt.jpg", "missing.jpg",
+                                                            "small.jpg"]
     assert summary.images_without_boxes == 3  # empty.jpg; zero.jpg, unknown.jpg: box dropped
-    assert summary.boxes_read == 12
+    assert summary.boxes_read == 14
     assert dict(summary.boxes_dropped) == {
-        conversion.DROP_IMAGE_SKIPPED: 2, conversion.DROP_OUTSIDE: 1,
+        conversion.DROP_IMAGE_SKIPPED: 3, conversion.DROP_OUTSIDE: 1,
         conversion.DROP_ZERO_AREA: 1, f"{conversion.DROP_UNKNOWN_CLASS}: '77'": 1,
-        DROP_UNKNOWN_IMAGE: 1}
+        DROP_UNKNOWN_IMAGE: 1, conversion.DROP_NON_FINITE: 1}
     assert summary.boxes_written == 6
+    # The counts add up: images, boxes (by reason) and annotations (used + orphaned).
+    assert summary.images_read == summary.images_written + sum(summary.images_skipped.values())
+    assert summary.boxes_read == summary.boxes_written + sum(summary.boxes_dropped.values())
+    assert (summary.annotations_read, summary.annotations_orphaned) == (14, 1)
+    assert "annotations: read 14, on the json's images 13, orphaned (image id not among the " \
+        "images) 1" in summary.format()
     assert summary.boxes_clipped == 1 and summary.clipped_boxes == [("outside.jpg", 1)]
     assert summary.crowd_boxes_written == 1
     report = summary.format()
@@ -160,7 +172,7 @@ def test_runs_as_a_module_with_the_od_api_flags(tmp_path):
     assert sorted(os.listdir(tmp_path / "out")) == [
         "coco_train.record-00000-of-00002", "coco_train.record-00001-of-00002",
         "coco_val.record-00000-of-00001"]
-    assert "images: read 9, written 7, skipped 2" in result.stderr
+    assert "images: read 10, written 7, skipped 3" in result.stderr
 
 
 def test_summary_names_an_output_with_nothing_written():
@@ -219,3 +231,19 @@ def test_the_command_stops_with_one_line_and_exit_2_on_a_broken_json(tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith(
         f"error: {path}: images[0] and images[1] have the same id 1")
     assert not list(tmp_path.glob("out/*.record*"))  # nothing written
+
+
+def test_shards_appear_only_when_writing_ends_without_an_error(tmp_path):
+    base = str(tmp_path / "out" / "x.record")
+    with pytest.raises(KeyboardInterrupt):
+        with dataset_util.ShardedTFRecordWriter(base, 2) as writer:
+            writer.write(b"a")
+            assert not list((tmp_path / "out").glob("x.record*"))  # temporary names only
+            raise KeyboardInterrupt  # Ctrl-C half way
+    assert os.listdir(tmp_path / "out") == []  # no half-written shard left behind
+    with dataset_util.ShardedTFRecordWriter(base, 2) as writer:
+        for record in (b"a", b"b", b"c"):
+            writer.write(record)
+    assert sorted(os.listdir(tmp_path / "out")) == ["x.record-00000-of-00002",
+                                                   "x.record-00001-of-00002"]
+    assert [r.numpy() for r in tf.data.TFRecordDataset(f"{base}-00000-of-00002")] == [b"a", b"c"]

@@ -91,7 +91,7 @@ def _write_flawed_voc(tmp_path: Path) -> tuple[Path, Path, Path]:
     image_dir.mkdir()
     buffer = io.BytesIO()
     Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(buffer, "JPEG")
-    for name in ("a", "b", "c"):
+    for name in ("a", "b", "c", "d"):
         (image_dir / f"{name}.jpg").write_bytes(buffer.getvalue())
     (image_dir / "bad.jpg").write_bytes(b"not a jpeg")
     (xml_dir / "a.xml").write_text(_voc_xml("a.jpg", 40, 30, [
@@ -99,6 +99,13 @@ def _write_flawed_voc(tmp_path: Path) -> tuple[Path, Path, Path]:
     (xml_dir / "b.xml").write_text(_voc_xml("b.jpg", 80, 60, [("cat", (1, 1, 5, 5), 0)]))
     (xml_dir / "c.xml").write_text("<annotation><filename>c.jpg")  # broken xml
     (xml_dir / "bad.xml").write_text(_voc_xml("bad.jpg", 40, 30, [("cat", (1, 1, 5, 5), 0)]))
+    (xml_dir / "d.xml").write_text(_voc_xml("d.jpg", 40, 30, [
+        ("cat", (5, 5, 5, 9), 0),  # zero width
+        ("cat", (41, 1, 50, 5), 0),  # entirely outside
+        ("dog", ("x", 1, 5, 5), 0),  # not a number
+        ("cat", (2, 2, 6, 6), 0)]).replace(  # and an object without a <bndbox>
+            "</annotation>", "<object><name>cat</name></object></annotation>"))
+    (xml_dir / "e.xml").write_text(_voc_xml("e.jpg", 40, 30, [("cat", (1, 1, 5, 5), 0)]))
     label_map = tmp_path / "label_map.pbtxt"
     label_map_util.write_label_map(str(label_map), {"cat": 1, "dog": 2})
     return xml_dir, image_dir, label_map
@@ -107,24 +114,38 @@ def _write_flawed_voc(tmp_path: Path) -> tuple[Path, Path, Path]:
 def test_flawed_voc_inputs_are_each_reported(tmp_path):
     xml_dir, image_dir, label_map = _write_flawed_voc(tmp_path)
     image_list = tmp_path / "list.txt"
-    image_list.write_text("a\nb\nc\nbad\nnone\n")
+    image_list.write_text("a\nb\nc\nbad\nnone\nd\ne\n")
     summary = convert_pascal(str(xml_dir), str(image_dir), str(label_map),
                              str(tmp_path / "out.record"), image_list=str(image_list),
                              num_shards=2)
 
-    assert (summary.images_read, summary.images_written) == (5, 1)
+    # Every flaw at once; each image and box is written or counted under its reason.
+    assert (summary.images_read, summary.images_written) == (7, 2)
     skipped = dict(summary.skipped_images)
     assert skipped["b.jpg"].startswith(conversion.SKIP_SIZE_MISMATCH)
     assert skipped["bad.jpg"].startswith(conversion.SKIP_CORRUPT_IMAGE)
     assert skipped["c.xml"].startswith(conversion.SKIP_MISSING_ANNOTATION)
     assert skipped["none.xml"].startswith(conversion.SKIP_MISSING_ANNOTATION)
-    assert summary.boxes_read == 5 and summary.boxes_written == 2
+    assert skipped["e.jpg"].startswith(conversion.SKIP_MISSING_FILE)
+    assert dict(summary.images_skipped) == {
+        conversion.SKIP_SIZE_MISMATCH: 1, conversion.SKIP_CORRUPT_IMAGE: 1,
+        f"{conversion.SKIP_MISSING_ANNOTATION}: ParseError": 1,
+        f"{conversion.SKIP_MISSING_ANNOTATION}: FileNotFoundError": 1,
+        conversion.SKIP_MISSING_FILE: 1}
+    assert summary.boxes_read == 11 and summary.boxes_written == 3
+    assert dict(summary.boxes_dropped) == {
+        conversion.DROP_IMAGE_SKIPPED: 3, f"{conversion.DROP_UNKNOWN_CLASS}: 'horse'": 1,
+        conversion.DROP_ZERO_AREA: 1, conversion.DROP_OUTSIDE: 1, conversion.DROP_NON_FINITE: 2}
+    assert summary.images_read == summary.images_written + sum(summary.images_skipped.values())
+    assert summary.boxes_read == summary.boxes_written + sum(summary.boxes_dropped.values())
     assert summary.boxes_clipped == 1
-    records = dataset_util.read_examples(str(tmp_path / "out.record-*"))
-    assert len(records) == 1
-    np.testing.assert_allclose(records[0]["boxes"], [[0.1, 0.1, 0.3, 0.3],
-                                                     [1 / 3, 0.25, 2 / 3, 1.0]])
-    assert records[0]["labels"] == [1, 2] and records[0]["source_id"] == "a"
+    records = {r["source_id"]: r
+               for r in dataset_util.read_examples(str(tmp_path / "out.record-*"))}
+    assert sorted(records) == ["a", "d"]
+    np.testing.assert_allclose(records["a"]["boxes"], [[0.1, 0.1, 0.3, 0.3],
+                                                       [1 / 3, 0.25, 2 / 3, 1.0]])
+    assert records["a"]["labels"] == [1, 2]
+    np.testing.assert_allclose(records["d"]["boxes"], [[2 / 30, 2 / 40, 6 / 30, 6 / 40]])
 
 
 def test_runs_as_a_script_path(tmp_path):
@@ -139,7 +160,7 @@ def test_runs_as_a_script_path(tmp_path):
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "voc.record").is_file()
-    assert "images: read 4, written 1, skipped 3" in result.stderr
+    assert "images: read 6, written 2, skipped 4" in result.stderr
 
 
 def test_a_file_name_that_is_not_utf8_is_written_losslessly(tmp_path):
