@@ -137,6 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output_dir", required=True, help="Where the PNG files are written.")
     parser.add_argument("--dpi", type=int, default=100, help="Resolution of the PNG files.")
     args = parser.parse_args(argv)
+    if not os.path.isfile(args.raport_file):
+        print(f"error: --raport_file: {args.raport_file!r} does not exist.", file=sys.stderr)
+        return 2
     try:
         paths = plot_report(args.raport_file, args.output_dir, dpi=args.dpi)
     except (OSError, ValueError) as e:

@@ -78,7 +78,7 @@ def test_empty_report_is_an_error(tmp_path, capsys):
 def test_missing_report_is_an_error(tmp_path, capsys):
     assert plot_report.main([f"--raport_file={tmp_path / 'missing.json'}",
                              f"--output_dir={tmp_path / 'plots'}"]) == 2
-    assert "missing.json" in capsys.readouterr().err
+    assert f"error: --raport_file: '{tmp_path / 'missing.json'}' does not exist." in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("step", [True, 1.5])  # a bool is not a step; nor is a float
