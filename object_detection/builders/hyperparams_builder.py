@@ -46,18 +46,18 @@ def build(config: hyperparams_pb2.Hyperparams, path: str) -> hyperparams.ConvHyp
     norm = config.WhichOneof("normalizer_oneof") if _has_oneof(config, "normalizer_oneof") \
         else ("batch_norm" if config.HasField("batch_norm") else None)
     batch_norm = None
-    if norm == "batch_norm":
-        bn = config.batch_norm
+    if norm in ("batch_norm", "sync_batch_norm"):
+        bn = getattr(config, norm)
         if not 0.0 <= bn.decay <= 1.0:
-            raise ConfigError(f"{path}.batch_norm.decay: must be in [0, 1], got {bn.decay}.")
+            raise ConfigError(f"{path}.{norm}.decay: must be in [0, 1], got {bn.decay}.")
         if bn.epsilon <= 0:
-            raise ConfigError(f"{path}.batch_norm.epsilon: must be > 0, got {bn.epsilon}.")
-        batch_norm = hyperparams.BatchNormParams(decay=bn.decay, epsilon=bn.epsilon,
-                                                 center=bn.center, scale=bn.scale, train=bn.train)
+            raise ConfigError(f"{path}.{norm}.epsilon: must be > 0, got {bn.epsilon}.")
+        batch_norm = hyperparams.BatchNormParams(
+            decay=bn.decay, epsilon=bn.epsilon, center=bn.center, scale=bn.scale, train=bn.train,
+            synchronized=norm == "sync_batch_norm")
     elif norm is not None:
-        raise ConfigError(f"{path}.{norm}: is not supported; use batch_norm or no normalizer.")
-    if getattr(config, "sync_batch_norm", None) is not None and config.HasField("sync_batch_norm"):
-        raise ConfigError(f"{path}.sync_batch_norm: is not supported; use batch_norm.")
+        raise ConfigError(f"{path}.{norm}: is not supported; use batch_norm, sync_batch_norm or "
+                          "no normalizer.")
     activation = hyperparams_pb2.Hyperparams.Activation.Name(config.activation)
     if activation not in hyperparams.ACTIVATIONS:
         raise ConfigError(f"{path}.activation: {activation} is not supported; expected one of "

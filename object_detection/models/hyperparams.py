@@ -40,6 +40,9 @@ class BatchNormParams:
     center: bool = True  # learn a `beta` offset
     scale: bool = False  # learn a `gamma` multiplier
     train: bool = True  # False: never update (same as freezing this layer)
+    # `sync_batch_norm`: batch statistics over the whole global batch (every replica and
+    # worker under tf.distribute) instead of each replica's share.
+    synchronized: bool = False
 
     def __post_init__(self):
         if not 0.0 <= self.decay <= 1.0:
@@ -57,9 +60,15 @@ class FreezableBatchNorm(keras.layers.BatchNormalization):
     asks for there). `layer.trainable = False` stops `gamma` and `beta` as usual.
     """
 
-    def __init__(self, frozen: bool = False, **kwargs):
+    def __init__(self, frozen: bool = False, synchronized: bool = False, **kwargs):
         super().__init__(**kwargs)
         self._frozen = bool(frozen)
+        self._sync = bool(synchronized)
+
+    @property
+    def sync_statistics(self) -> bool:
+        """True for `sync_batch_norm`: training statistics over every replica's batch."""
+        return self._sync
 
     @property
     def frozen(self) -> bool:
@@ -72,8 +81,44 @@ class FreezableBatchNorm(keras.layers.BatchNormalization):
         if self._frozen and training:
             return self._affine_with_moving_statistics(inputs)
         if training and self.trainable:
+            context = tf.distribute.get_replica_context()
+            if self._sync and context is not None and context.num_replicas_in_sync > 1:
+                return self._with_global_batch_statistics(inputs, context)
             return self._fused_with_batch_statistics(inputs)
         return self._fused_with_moving_statistics(inputs)
+
+    def _with_global_batch_statistics(self, inputs, context):
+        """Training-mode batch norm with the statistics of the global batch (sync_batch_norm).
+
+        Two all-reduces per layer: the per-channel count and sum give the global mean, then the
+        sum of squared deviations from it gives the global (biased) variance. The one-pass
+        E[x^2] - E[x]^2 would need one all-reduce but cancels badly where a channel's mean is
+        large against its spread, and its gradient then depends on the summation order (how
+        the batch is split). Gradients flow back through the all-reduces, so every replica's
+        input gets the gradient of the global normalization. The moving averages get the global
+        mean and the Bessel-corrected global variance, as `_fused_with_batch_statistics` does
+        for one replica.
+        """
+        x = tf.cast(inputs, tf.float32)
+        total, count = context.all_reduce(
+            tf.distribute.ReduceOp.SUM,
+            [tf.reduce_sum(x, [0, 1, 2]), tf.cast(tf.reduce_prod(tf.shape(x)[:3]), tf.float32)])
+        mean = total / count
+        squares = context.all_reduce(tf.distribute.ReduceOp.SUM,
+                                     tf.reduce_sum(tf.square(x - mean), [0, 1, 2]))
+        variance = squares / count
+        gamma = tf.cast(self.gamma, tf.float32) if self.scale else None
+        beta = tf.cast(self.beta, tf.float32) if self.center else None
+        outputs = tf.nn.batch_normalization(x, mean, variance, beta, gamma, self.epsilon)
+        momentum = self.momentum
+        bessel = count / tf.maximum(count - 1.0, 1.0)
+        self.moving_mean.assign(tf.cast(
+            momentum * tf.cast(self.moving_mean, tf.float32) + (1.0 - momentum) * mean,
+            self.moving_mean.dtype))
+        self.moving_variance.assign(tf.cast(
+            momentum * tf.cast(self.moving_variance, tf.float32)
+            + (1.0 - momentum) * variance * bessel, self.moving_variance.dtype))
+        return tf.cast(outputs, inputs.dtype)
 
     def _fused_with_batch_statistics(self, inputs):
         """Training-mode batch norm as tf-keras (the OD API's Keras) computes it.
@@ -132,6 +177,7 @@ class FreezableBatchNorm(keras.layers.BatchNormalization):
     def get_config(self):
         config = super().get_config()
         config["frozen"] = self._frozen
+        config["synchronized"] = self._sync
         return config
 
 
@@ -262,6 +308,7 @@ class ConvHyperparams:
         bn = self.batch_norm
         return FreezableBatchNorm(
             frozen=freeze or not bn.train,
+            synchronized=bn.synchronized,
             momentum=bn.decay,
             epsilon=bn.epsilon,
             center=bn.center,

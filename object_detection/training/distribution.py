@@ -62,6 +62,10 @@ class Engine:
     def sum_across_replicas(self, x: tf.Tensor) -> tf.Tensor:
         raise NotImplementedError
 
+    # True when the Keras optimizer sums the replicas' gradients itself, inside
+    # `apply_gradients` (tf.distribute); False when `aggregate_gradients` does (Horovod).
+    optimizer_sums_gradients = False
+
     def aggregate_gradients(self, grads):
         return grads
 
@@ -83,6 +87,7 @@ class TFDistributeEngine(Engine):
     """tf.distribute: default (one device), MirroredStrategy or MultiWorkerMirroredStrategy."""
 
     name = "tf.distribute"
+    optimizer_sums_gradients = True
 
     def __init__(self, strategy: str = "auto", collective_timeout_s: float = 300.0):
         if strategy not in STRATEGIES:

@@ -83,6 +83,13 @@ class Session:
         self.configs = configs
         self.options = options
         self.engine = engine
+        synced = sync_batch_norm_fields(configs["model"])
+        if synced and engine.num_replicas_in_sync > 1 and not engine.optimizer_sums_gradients:
+            raise ConfigError(
+                f"{synced[0]}: synchronized batch norm runs under tf.distribute (--engine tf, "
+                f"one process per host with MirroredStrategy or MultiWorkerMirroredStrategy); "
+                f"with {engine.name} each of the {engine.num_replicas_in_sync} ranks would "
+                "normalize with its own batch only. Use --engine tf, or batch_norm.")
         with engine.scope():
             self.model = model_builder.build(configs["model"], is_training=True)
             self.model.build()
@@ -125,7 +132,16 @@ def make_train_step(session: Session):
     def assign(groundtruth):
         return model.assign_targets(groundtruth)
 
-    @tf.function(jit_compile=jit)
+    # A synchronized batch norm all-reduces inside the forward pass, which tf.distribute
+    # cannot do from a nested tf.function: the pass is then traced into the train step itself.
+    sync_bn = engine.num_replicas_in_sync > 1 and bool(
+        sync_batch_norm_fields(session.configs["model"]))
+    if sync_bn and jit:
+        logger.warning("--allow_xla: the forward and backward pass is not compiled with "
+                       "sync_batch_norm across %d replicas.", engine.num_replicas_in_sync)
+    nested = (lambda fn: fn) if sync_bn else tf.function(jit_compile=jit)
+
+    @nested
     def forward_backward(images, targets, num_matches):
         with tf.GradientTape() as tape:
             predictions = model(images, training=True)
@@ -143,11 +159,17 @@ def make_train_step(session: Session):
     groundtruth_keys = (F.groundtruth_boxes, F.groundtruth_classes, F.groundtruth_weights,
                         F.num_groundtruth_boxes)
 
+    clip_norm = float(session.configs["train_config"].gradient_clipping_by_norm)
+    clip_before_keras_sums = (clip_norm > 0 and engine.optimizer_sums_gradients
+                              and engine.num_replicas_in_sync > 1)
+
     def replica_step(batch):
         targets = assign({k: batch[k] for k in groundtruth_keys if k in batch})
         num_matches = engine.sum_across_replicas(targets.pop("num_matches"))
         losses, grads = forward_backward(batch[F.image], targets, num_matches)
         grads = engine.aggregate_gradients(grads)
+        if clip_before_keras_sums:
+            grads = _clip_global_gradient(grads, engine, clip_norm, optimizer)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return losses
 
@@ -157,6 +179,44 @@ def make_train_step(session: Session):
         return {k: engine.reduce_sum(v) for k, v in per_replica.items()}
 
     return train_step
+
+
+def sync_batch_norm_fields(config, path: str = "model") -> list[str]:
+    """The field paths of every `sync_batch_norm` set in a config message (e.g. the model)."""
+    found = []
+    for field, value in config.ListFields():
+        if field.name == "sync_batch_norm":
+            found.append(f"{path}.sync_batch_norm")
+        elif field.message_type is not None:
+            if hasattr(value, "ListFields"):
+                found += sync_batch_norm_fields(value, f"{path}.{field.name}")
+            else:  # repeated
+                for i, item in enumerate(value):
+                    found += sync_batch_norm_fields(item, f"{path}.{field.name}[{i}]")
+    return found
+
+
+def _clip_global_gradient(grads, engine: distribution.Engine, clip_norm: float, optimizer):
+    """`gradient_clipping_by_norm` on the sum of every replica's gradient (tf.distribute).
+
+    Keras clips (`global_clipnorm`) before it sums the replicas' gradients, so each replica's
+    clip would see only its share. Here the gradients are summed first and the global gradient
+    is clipped; each replica then hands 1/N of it to the optimizer, whose own clip is a no-op
+    on it (norm <= clip_norm / N) and whose sum gives back the clipped global gradient. The
+    price is one more all-reduce per step, only when clipping with several replicas.
+    Under float16 loss scaling the gradients are still scaled, and so is the norm bound.
+    """
+    present = [i for i, g in enumerate(grads) if g is not None]
+    summed = engine.sum_across_replicas([grads[i] for i in present])
+    bound = clip_norm
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        bound = clip_norm * tf.cast(optimizer.dynamic_scale, tf.float32)
+    clipped, _ = tf.clip_by_global_norm(summed, bound)
+    share = 1.0 / engine.num_replicas_in_sync
+    out = list(grads)
+    for i, g in zip(present, clipped):
+        out[i] = g * tf.cast(share, g.dtype)
+    return out
 
 
 def _random_dataset_fn(session: Session):

@@ -87,6 +87,16 @@ def test_batch_norm_flags_and_force_use_bias():
     assert hp.force_use_bias and hp.conv_kwargs()["use_bias"]
 
 
+def test_sync_batch_norm_is_batch_norm_with_synchronized_statistics():
+    hp = _build("""
+      initializer { truncated_normal_initializer {} }
+      sync_batch_norm { scale: true decay: 0.997 epsilon: 0.001 }""")
+    assert hp.batch_norm.synchronized and hp.batch_norm.scale
+    layer = hp.make_batch_norm("bn")
+    assert layer.sync_statistics and not layer.frozen
+    assert not _build(SEED_PREDICTOR).make_batch_norm("bn").sync_statistics
+
+
 _INIT = "initializer { truncated_normal_initializer {} }"
 
 
@@ -106,8 +116,9 @@ _INIT = "initializer { truncated_normal_initializer {} }"
      r"conv_hyperparams\.batch_norm\.decay: must be in \[0, 1\], got 1\.5"),
     (f"{_INIT} batch_norm {{ epsilon: 0.0 }}",
      r"conv_hyperparams\.batch_norm\.epsilon: must be > 0, got 0"),
-    # Other normalizers change the model; they are rejected, not replaced by batch norm.
-    (f"{_INIT} sync_batch_norm {{ }}", r"conv_hyperparams\.sync_batch_norm: is not supported"),
+    # Other normalizers change the model: rejected, not replaced by batch norm.
+    (f"{_INIT} sync_batch_norm {{ epsilon: 0.0 }}",
+     r"conv_hyperparams\.sync_batch_norm\.epsilon: must be > 0, got 0"),
     (f"{_INIT} group_norm {{ }}", r"conv_hyperparams\.group_norm: is not supported"),
 ])
 def test_config_errors_name_the_field(text, pattern):

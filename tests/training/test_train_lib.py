@@ -147,3 +147,25 @@ def test_eval_only_mode_reproduces_the_evaluation_made_during_training(small_ove
     # Same weights restored from the checkpoint (batch norm statistics included): same numbers.
     for key in ("mAP", "mAP@0.5", "AR@100"):
         assert after[key] == pytest.approx(during[key], abs=1e-6), key
+
+
+class _TwoRankHorovodLike(distribution.Engine):
+    """An engine that sums gradients itself, with 2 ranks (Horovod's shape, no processes)."""
+
+    name = "horovod"
+    num_replicas_in_sync = 2
+    optimizer_sums_gradients = False
+
+
+def test_sync_batch_norm_is_refused_where_it_would_not_synchronize(small_overrides, tmp_path):
+    field = "model.ssd.box_predictor.weight_shared_convolutional_box_predictor.conv_hyperparams"
+    configs = _configs(small_overrides, f"{field}.sync_batch_norm={{ scale: true }}")
+    assert train_lib.sync_batch_norm_fields(configs["model"]) == [f"{field}.sync_batch_norm"]
+    with pytest.raises(train_lib.ConfigError, match=rf"^{field}\.sync_batch_norm: synchronized "
+                       r"batch norm runs under tf.distribute .* with horovod each of the 2 "
+                       r"ranks would normalize with its own batch only"):
+        train_lib.Session(configs, train_lib.RunOptions(model_dir=str(tmp_path)),
+                          _TwoRankHorovodLike())
+    # One replica: nothing to synchronize; it builds and trains as plain batch norm.
+    metrics = _train(configs, tmp_path, 1)
+    assert metrics["steps"] == 1
