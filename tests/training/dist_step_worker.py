@@ -5,8 +5,9 @@
     horovodrun -np 2 -H localhost:2 --gloo python dist_step_worker.py --mode horovod --out W.npz
 
 The global batch is the same 2B examples in every mode: worker i of 2 reads examples
-[i*B, (i+1)*B). Batch norm is frozen (its statistics would differ per replica otherwise); the
-initial weights come from a fixed seed on the chief and are broadcast by the engine.
+[i*B, (i+1)*B). `--case` picks the setting (CASES): frozen batch norm, gradient clipping, or
+synchronized batch norm. The initial weights come from a fixed seed on the chief and are
+broadcast by the engine.
 After one step the chief writes every trainable variable to --out.
 """
 from __future__ import annotations
@@ -29,12 +30,25 @@ CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs",
                       "ssd_mobilenet_v2_fpn_shapes_128_cpu.config")
 PER_WORKER_BATCH = 2
 OVERRIDES = [
-    "model.ssd.freeze_batchnorm=true",
     "model.ssd.feature_extractor.depth_multiplier=0.25",
     "model.ssd.image_resizer.fixed_shape_resizer.height=64",
     "model.ssd.image_resizer.fixed_shape_resizer.width=64",
     "train_config.max_number_of_boxes=4",
 ]
+_BN = "scale: true decay: 0.99 epsilon: 0.001"
+_PREDICTOR = "model.ssd.box_predictor.weight_shared_convolutional_box_predictor.conv_hyperparams"
+# The cases whose update must not depend on how the global batch is split.
+CASES = {
+    # The seed's recipe: batch norm statistics frozen.
+    "frozen": ["model.ssd.freeze_batchnorm=true"],
+    # Clipping the global gradient (the clip is active: the gradient norm is far above 1e-3).
+    "clip": ["model.ssd.freeze_batchnorm=true", "train_config.gradient_clipping_by_norm=0.001"],
+    # Trainable, synchronized batch norm in the box predictor (the backbone's frozen: trained
+    # from random weights at 1-2 images per replica, its gradient is so ill-conditioned that
+    # two algebraically equal batch norm formulas on one device differ by 4% in the update).
+    "sync_bn": [f"model.ssd.feature_extractor.conv_hyperparams.batch_norm={{ {_BN} train: false }}",
+                f"{_PREDICTOR}.sync_batch_norm={{ {_BN} }}"],
+}
 
 
 def global_batch(size: int) -> dict[str, np.ndarray]:
@@ -63,6 +77,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mode", choices=["single", "tf", "horovod"], required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--case", choices=sorted(CASES), default="frozen")
     args = parser.parse_args()
     keras.utils.set_random_seed(0)
     engine = {"single": lambda: distribution.make_engine("tf", "default"),
@@ -72,7 +87,8 @@ def main() -> int:
     workers = engine.num_workers
     batch = PER_WORKER_BATCH * (2 if args.mode == "single" else 1)
     configs = config_util.get_configs_from_pipeline_file(
-        CONFIG, config_override=OVERRIDES + [f"train_config.batch_size={batch}"])
+        CONFIG, config_override=OVERRIDES + CASES[args.case]
+        + [f"train_config.batch_size={batch}"])
     options = train_lib.RunOptions(model_dir=os.path.dirname(args.out), eval_count=0)
     session = train_lib.Session(configs, options, engine)
     engine.broadcast_initial_state(

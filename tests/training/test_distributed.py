@@ -50,18 +50,31 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
+_SINGLE: dict = {}
+
+
+def _single_worker(case: str, tmp_path_factory) -> dict:
+    if case not in _SINGLE:
+        out = tmp_path_factory.mktemp(f"single_{case}") / "weights.npz"
+        _finish(_run([sys.executable, str(WORKER), "--mode", "single", "--case", case,
+                      "--out", str(out)], _env()))
+        _SINGLE[case] = dict(np.load(out))
+    return _SINGLE[case]
+
+
 @pytest.fixture(scope="module")
 def single_worker(tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("single") / "weights.npz"
-    _finish(_run([sys.executable, str(WORKER), "--mode", "single", "--out", str(out)], _env()))
-    return dict(np.load(out))
+    return _single_worker("frozen", tmp_path_factory)
 
 
 def _assert_same_update(reference: dict, other: dict) -> None:
     keys = sorted(k for k in reference if k.startswith("step1|"))
     assert keys and sorted(k for k in other if k.startswith("step1|")) == keys
-    moved = max(float(np.max(np.abs(reference[k] - reference["init|" + k[6:]]))) for k in keys)
-    assert moved > 1e-4, "the step did not change the weights: the comparison would be empty"
+    update = lambda d: np.concatenate([(d[k] - d["init|" + k[6:]]).ravel() for k in keys])
+    assert np.linalg.norm(update(reference)) > 1e-6, "the step did not change the weights"
+    # The update itself (not only the weights, which it barely moves) within 1e-5.
+    assert np.linalg.norm(update(other) - update(reference)) < 1e-5 * np.linalg.norm(
+        update(reference))
     for k in keys:
         np.testing.assert_allclose(other["init|" + k[6:]], reference["init|" + k[6:]],
                                    rtol=0, atol=1e-6, err_msg=f"initial {k}")
@@ -69,7 +82,15 @@ def _assert_same_update(reference: dict, other: dict) -> None:
     np.testing.assert_allclose(other["total_loss"], reference["total_loss"], rtol=1e-5)
 
 
-def test_two_tf_distribute_workers_equal_one_worker_with_doubled_batch(single_worker, tmp_path):
+CASES = [pytest.param("frozen"),
+         pytest.param("clip", marks=pytest.mark.slow),
+         pytest.param("sync_bn", marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_two_tf_distribute_workers_equal_one_worker_with_doubled_batch(case, tmp_path,
+                                                                       tmp_path_factory):
+    single_worker = _single_worker(case, tmp_path_factory)
     out = tmp_path / "weights.npz"
     ports = _free_ports(2)
     procs = []
@@ -78,13 +99,17 @@ def test_two_tf_distribute_workers_equal_one_worker_with_doubled_batch(single_wo
         env["TF_CONFIG"] = json.dumps({
             "cluster": {"worker": [f"localhost:{p}" for p in ports]},
             "task": {"type": "worker", "index": index}})
-        procs.append(_run([sys.executable, str(WORKER), "--mode", "tf", "--out", str(out)], env))
+        procs.append(_run([sys.executable, str(WORKER), "--mode", "tf", "--case", case,
+                           "--out", str(out)], env))
     outputs = [_finish(p) for p in procs]
     assert all("/2: total loss" in o for o in outputs), outputs
     _assert_same_update(single_worker, dict(np.load(out)))
 
 
-def test_two_horovod_workers_equal_one_worker_with_doubled_batch(single_worker, tmp_path):
+@pytest.mark.parametrize("case", CASES[:2])  # Horovod refuses sync_batch_norm (train_lib)
+def test_two_horovod_workers_equal_one_worker_with_doubled_batch(case, tmp_path,
+                                                                 tmp_path_factory):
+    single_worker = _single_worker(case, tmp_path_factory)
     horovodrun = shutil.which("horovodrun", path=str(BIN)) or shutil.which("horovodrun")
     # Horovod is part of the test install (make horovod, run by make test): no silent skip.
     assert horovodrun, "horovodrun not found: build Horovod with `make horovod`"
@@ -92,7 +117,47 @@ def test_two_horovod_workers_equal_one_worker_with_doubled_batch(single_worker, 
     env = _env()
     env["PATH"] = f"{BIN}:{env.get('PATH', '')}"
     proc = _run([horovodrun, "-np", "2", "-H", "localhost:2", "--gloo", sys.executable,
-                 str(WORKER), "--mode", "horovod", "--out", str(out)], env)
+                 str(WORKER), "--mode", "horovod", "--case", case, "--out", str(out)], env)
     output = _finish(proc)
     assert output.count("/2: total loss") == 2, output[-3000:]
     _assert_same_update(single_worker, dict(np.load(out)))
+
+
+MIRRORED = Path(__file__).with_name("mirrored_step_worker.py")
+
+
+def _mirrored(replicas: int, directory: Path) -> None:
+    _finish(_run([sys.executable, str(MIRRORED), "--replicas", str(replicas), "--dir",
+                  str(directory)], _env()))
+
+
+@pytest.fixture(scope="module")
+def one_replica(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("mirrored")
+    _mirrored(1, directory)
+    return directory
+
+
+def _relative(a, b) -> float:
+    return float(np.linalg.norm(a - b) / np.linalg.norm(a))
+
+
+@pytest.mark.parametrize("replicas", [2, pytest.param(4, marks=pytest.mark.slow)])
+def test_mirrored_replicas_make_the_one_replica_update(replicas, one_replica):
+    # MirroredStrategy over logical CPU devices: what --strategy mirrored does with local GPUs.
+    _mirrored(replicas, one_replica)
+    load = lambda name: dict(np.load(one_replica / f"{name}.npz"))
+    for case in ("frozen", "clip", "sync_bn"):
+        one, many = load(f"{case}_1"), load(f"{case}_{replicas}")
+        assert np.linalg.norm(one["update"]) > 1e-6, case  # the step moved the weights
+        assert _relative(one["update"], many["update"]) < 1e-5, case
+        assert _relative(one["moving"], many["moving"]) < 1e-5, case
+    # The clip is active: the clipped update is far smaller than the unclipped one.
+    assert np.linalg.norm(load("clip_1")["update"]) < 0.01 * np.linalg.norm(
+        load("frozen_1")["update"])
+    # Plain trainable batch norm: each replica normalizes with its own share, so the update
+    # is not one replica's, but the sum over replicas of the gradient of each share's loss.
+    if replicas == 2:
+        plain = load("plain_bn_2")["update"]
+        assert _relative(load("plain_bn_1")["update"], plain) > 0.1
+        assert _relative(np.load(one_replica / "plain_bn_rule.npz")["update"], plain) < 1e-5
