@@ -50,6 +50,9 @@ flags.DEFINE_boolean("include_metrics_per_category", False, "Also report AP per 
 flags.DEFINE_boolean("random_data", False, "Benchmark on synthetic batches (no dataset needed).")
 flags.DEFINE_integer("benchmark_last_k", 0, "Report the mean img/s of the last k steps "
                      "(0: every step after the first).")
+flags.DEFINE_integer("cpu_replicas", 0, "With --strategy mirrored on a host without GPUs: split "
+                     "the CPU into this many logical devices, one replica each (tests, CPU "
+                     "hosts); 0: off.")
 flags.DEFINE_float("collective_timeout_s", 300.0, "Multi-worker: seconds before a collective "
                    "with a dead peer fails instead of hanging.")
 flags.DEFINE_boolean("eval_training_data", False, "Evaluate on the training input instead.")
@@ -57,7 +60,7 @@ flags.DEFINE_boolean("eval_training_data", False, "Evaluate on the training inpu
 FLAGS = flags.FLAGS
 _FLAG_MINIMUMS = {"checkpoint_every_n": 1, "log_every_n": 1, "keep_checkpoint_max": 1,
                   "sample_1_of_n_eval_examples": 1, "num_train_steps": 0, "eval_count": 0,
-                  "benchmark_last_k": 0}
+                  "benchmark_last_k": 0, "cpu_replicas": 0}
 
 
 def main(argv):
@@ -92,6 +95,11 @@ def main(argv):
 
     if FLAGS.eval_training_data:
         configs["eval_input_config"] = configs["train_input_config"]
+    if FLAGS.cpu_replicas > 1:
+        if FLAGS.strategy != "mirrored":
+            print("error: --cpu_replicas: needs --strategy mirrored.", file=sys.stderr)
+            return 2
+        distribution.split_cpu(FLAGS.cpu_replicas)
     precision.set_policy(FLAGS.amp)
     engine = distribution.make_engine(FLAGS.engine, FLAGS.strategy,
                                       collective_timeout_s=FLAGS.collective_timeout_s)

@@ -139,6 +139,8 @@ CASES = [
           ("keep_checkpoint_max", 0, ">= 1"), ("sample_1_of_n_eval_examples", 0, ">= 1"),
           ("num_train_steps", -1, ">= 0"), ("eval_count", -1, ">= 0"),
           ("benchmark_last_k", -1, ">= 0"), ("collective_timeout_s", 0.0, "> 0")]],
+    Case("cpu_replicas_without_mirrored", "train", _train("--cpu_replicas=2"),
+         "--cpu_replicas: needs --strategy mirrored."),
     # Config files.
     Case("config_missing_file", "train", _config_file("nowhere.config"),
          "{d}/configs/nowhere.config: pipeline config file not found."),

@@ -103,7 +103,11 @@ class TFDistributeEngine(Engine):
         if strategy == "default":
             self.strategy = tf.distribute.get_strategy()
         elif strategy == "mirrored":
-            self.strategy = tf.distribute.MirroredStrategy()
+            devices = None  # every local GPU
+            cpus = tf.config.list_logical_devices("CPU")
+            if not tf.config.list_logical_devices("GPU") and len(cpus) > 1:
+                devices = [d.name for d in cpus]  # split_cpu
+            self.strategy = tf.distribute.MirroredStrategy(devices)
         else:
             resolver = None
             if not os.environ.get("TF_CONFIG") and _slurm_multi_task():
@@ -214,6 +218,14 @@ class HorovodEngine(Engine):
 
     def barrier(self):
         self.hvd.allreduce(tf.constant(0.0), op=self.hvd.Sum)
+
+
+def split_cpu(replicas: int) -> None:
+    """Splits the host CPU into `replicas` logical devices, on which `mirrored` then runs one
+    replica each, as it does over several local GPUs. Must run before TensorFlow starts."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
 
 
 def _slurm_multi_task() -> bool:

@@ -161,3 +161,22 @@ def test_mirrored_replicas_make_the_one_replica_update(replicas, one_replica):
         plain = load("plain_bn_2")["update"]
         assert _relative(load("plain_bn_1")["update"], plain) > 0.1
         assert _relative(np.load(one_replica / "plain_bn_rule.npz")["update"], plain) < 1e-5
+
+
+def test_model_main_trains_and_evaluates_on_two_mirrored_cpu_replicas(small_overrides,
+                                                                      shapes_dataset, tmp_path):
+    # The multi-GPU host path (--strategy mirrored) end to end, on 2 logical CPU devices.
+    args = [sys.executable, str(REPO / "object_detection" / "model_main.py"),
+            "--pipeline_config_path", str(REPO / "configs" /
+                                          "ssd_mobilenet_v2_fpn_shapes_128_cpu.config"),
+            "--model_dir", str(tmp_path), "--num_train_steps", "2", "--eval_count", "1",
+            "--strategy", "mirrored", "--cpu_replicas", "2",
+            *[f"--config_override={o}" for o in small_overrides],
+            "--config_override=train_config.batch_size=2"]
+    output = _finish(_run(args, _env()))
+    assert "tf.distribute (mirrored): 1 worker(s), 2 replica(s) in sync" in output
+    assert "evaluation at step 2: 8 images" in output  # every validation image
+    assert "Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]" in output
+    import tensorflow as tf
+
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-2")
