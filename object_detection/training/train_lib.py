@@ -83,10 +83,11 @@ class Session:
         self.configs = configs
         self.options = options
         self.engine = engine
-        synced = sync_batch_norm_fields(configs["model"])
-        if synced and engine.num_replicas_in_sync > 1 and not engine.optimizer_sums_gradients:
+        self.sync_batch_norm = sync_batch_norm_fields(configs["model"])  # field paths
+        synced = self.sync_batch_norm and engine.num_replicas_in_sync > 1
+        if synced and not engine.optimizer_sums_gradients:
             raise ConfigError(
-                f"{synced[0]}: synchronized batch norm runs under tf.distribute (--engine tf, "
+                f"{self.sync_batch_norm[0]}: synchronized batch norm runs under tf.distribute (--engine tf, "
                 f"one process per host with MirroredStrategy or MultiWorkerMirroredStrategy); "
                 f"with {engine.name} each of the {engine.num_replicas_in_sync} ranks would "
                 "normalize with its own batch only. Use --engine tf, or batch_norm.")
@@ -134,8 +135,7 @@ def make_train_step(session: Session):
 
     # A synchronized batch norm all-reduces inside the forward pass, which tf.distribute
     # cannot do from a nested tf.function: the pass is then traced into the train step itself.
-    sync_bn = engine.num_replicas_in_sync > 1 and bool(
-        sync_batch_norm_fields(session.configs["model"]))
+    sync_bn = engine.num_replicas_in_sync > 1 and bool(session.sync_batch_norm)
     if sync_bn and jit:
         logger.warning("--allow_xla: the forward and backward pass is not compiled with "
                        "sync_batch_norm across %d replicas.", engine.num_replicas_in_sync)
@@ -255,29 +255,35 @@ def _eval_steps(num_steps: int, start: int, eval_count: int) -> list[int]:
 
 
 def check_inputs(configs: Mapping[str, Any], options: RunOptions, *,
-                 training: bool = True) -> None:
+                 training: bool = True):
     """What the run will read, checked before anything is built, so a wrong path fails in
     seconds rather than after the model is built (or, for the eval reader, hours later).
 
     Checks the training reader (unless `random_data`), the eval reader (when the run
     evaluates) and, for a fresh `model_dir`, `train_config.fine_tune_checkpoint`.
 
+    Returns:
+      The training dataset_fn (checking the reader builds it), or None (`random_data`, or
+      not `training`).
+
     Raises:
       ConfigError / FileNotFoundError: naming the field or flag at fault.
     """
+    dataset_fn = None
     if training and not options.random_data:
-        dataset_builder.train_dataset_fn(configs)
+        dataset_fn = dataset_builder.train_dataset_fn(configs, on_corrupt=options.on_corrupt)
     if not training or options.eval_count > 0:
         dataset_builder.check_eval_input(configs)
     fine_tune = configs["train_config"].fine_tune_checkpoint
     if training and fine_tune and not tf.train.latest_checkpoint(options.model_dir):
         ckpt_lib.resolve_fine_tune_checkpoint(fine_tune)
+    return dataset_fn
 
 
 def train(configs: Mapping[str, Any], options: RunOptions,
           engine: distribution.Engine) -> dict[str, Any]:
     """Trains to `num_train_steps`, evaluating `eval_count` times; returns the last metrics."""
-    check_inputs(configs, options)
+    dataset_fn = check_inputs(configs, options)
     session = Session(configs, options, engine)
     train_config = configs["train_config"]
     num_steps = int(options.num_train_steps or train_config.num_steps)
@@ -307,8 +313,6 @@ def train(configs: Mapping[str, Any], options: RunOptions,
 
     if options.random_data:
         dataset_fn = _random_dataset_fn(session)
-    else:
-        dataset_fn = dataset_builder.train_dataset_fn(configs, on_corrupt=options.on_corrupt)
     iterator = iter(engine.distribute_dataset(dataset_fn))
     train_step = make_train_step(session)
     eval_at = _eval_steps(num_steps, start, options.eval_count)
@@ -387,17 +391,17 @@ def train(configs: Mapping[str, Any], options: RunOptions,
               f"{summary['train_first_step_s']:.1f} s", flush=True)
         if skipped.count:
             print(f"records skipped {skipped.count} times (the input repeats): "
-                  f"{_skipped_reasons(skipped)}; {len(set(skipped.records))} distinct: "
+                  f"{_skipped_reasons(skipped.by_reason)}; {len(skipped.records)} distinct: "
                   f"{_first_records(skipped)}", flush=True)
     return {**metrics, **summary}
 
 
-def _skipped_reasons(counter: inputs.CorruptRecordCounter) -> str:
-    return ", ".join(f"{reason}: {n}" for reason, n in sorted(counter.by_reason.items()))
+def _skipped_reasons(by_reason: Mapping[str, int]) -> str:
+    return ", ".join(f"{reason}: {n}" for reason, n in sorted(by_reason.items()))
 
 
 def _first_records(counter: inputs.CorruptRecordCounter, k: int = 5) -> str:
-    distinct = sorted(set(counter.records))
+    distinct = sorted(counter.records)  # distinct already
     return ", ".join(f"{f} record {i}" for f, i in distinct[:k]) + (
         " ..." if len(distinct) > k else "")
 
@@ -458,20 +462,19 @@ def evaluate(session: Session, step: int) -> dict[str, float]:
     evaluator = coco_evaluation.CocoEvaluator(evaluator.categories,
                                               evaluator.include_metrics_per_category)
     evaluator.merge([state for state, _ in gathered])
-    skipped = inputs.CorruptRecordCounter()  # every worker's skips
-    for _, by_reason in gathered:
-        for reason, n in by_reason.items():
-            skipped.by_reason[reason] = skipped.by_reason.get(reason, 0) + n
-    skipped.count = sum(skipped.by_reason.values())
+    by_reason: dict[str, int] = {}  # every worker's skips
+    for _, worker_skips in gathered:
+        for reason, n in worker_skips.items():
+            by_reason[reason] = by_reason.get(reason, 0) + n
     if not evaluator.num_images:
         raise DataError(
             "eval_input_reader: no image to evaluate: "
-            + (f"every record was skipped ({_skipped_reasons(skipped)}; see the warnings)."
-               if skipped.count else "the input holds no record."))
+            + (f"every record was skipped ({_skipped_reasons(by_reason)}; see the warnings)."
+               if by_reason else "the input holds no record."))
     if not engine.is_chief:
         return {}
-    skips = f", {skipped.count} records skipped ({_skipped_reasons(skipped)})" \
-        if skipped.count else ""
+    skips = (f", {sum(by_reason.values())} records skipped ({_skipped_reasons(by_reason)})"
+             if by_reason else "")
     print(f"evaluation at step {step}: {evaluator.num_images} images{skips} "
           f"({time.perf_counter() - t0:.1f} s)", flush=True)
     metrics = evaluator.evaluate(print_summary=True)
