@@ -20,6 +20,7 @@ class InputFields:
     groundtruth_classes = "groundtruth_classes"  # int32 [B, N], 0-based foreground ids
     groundtruth_weights = "groundtruth_weights"  # float32 [B, N]; 0 = ignore (e.g. crowd)
     groundtruth_is_crowd = "groundtruth_is_crowd"  # bool [B, N]
+    groundtruth_difficult = "groundtruth_difficult"  # bool [B, N]; VOC `difficult` (evaluation)
     groundtruth_area = "groundtruth_area"  # float32 [B, N], absolute pixels (COCO 'area')
     num_groundtruth_boxes = "num_groundtruth_boxes"  # int32 [B]
 

@@ -11,6 +11,8 @@ Contract (one serialized tf.Example in, one dict out; n = boxes in the record):
   groundtruth_classes           int32 [n]  0-based: label - CLASS_ID_OFFSET
   groundtruth_weights           float32 [n] 0 for crowd boxes (left out of targets), else 1
   groundtruth_is_crowd          bool [n]
+  groundtruth_difficult         bool [n]  (VOC `difficult`: left out of Pascal AP, kept in
+                                training with weight 1; False where absent)
   groundtruth_area              float32 [n] (COCO area in pixels; 0 where absent)
   num_groundtruth_boxes         int32 []
 
@@ -49,6 +51,7 @@ class TfExampleDecoder:
             TfExampleFields.key: scalar(tf.string, ""),
             TfExampleFields.object_class_label: tf.io.VarLenFeature(tf.int64),
             TfExampleFields.object_is_crowd: tf.io.VarLenFeature(tf.int64),
+            TfExampleFields.object_difficult: tf.io.VarLenFeature(tf.int64),
             TfExampleFields.object_area: tf.io.VarLenFeature(tf.float32),
             **{k: tf.io.VarLenFeature(tf.float32) for k in _BOX_KEYS},
         }
@@ -73,6 +76,7 @@ class TfExampleDecoder:
         with tf.control_dependencies([check]):
             classes = labels - CLASS_ID_OFFSET
         is_crowd = _per_box(dense[TfExampleFields.object_is_crowd], num_boxes, 0) > 0
+        difficult = _per_box(dense[TfExampleFields.object_difficult], num_boxes, 0) > 0
         area = _per_box(dense[TfExampleFields.object_area], num_boxes, 0.0)
         return {
             TfExampleFields.image_encoded: dense[TfExampleFields.image_encoded],
@@ -83,6 +87,7 @@ class TfExampleDecoder:
             InputFields.groundtruth_classes: classes,
             InputFields.groundtruth_weights: tf.where(is_crowd, 0.0, 1.0),
             InputFields.groundtruth_is_crowd: is_crowd,
+            InputFields.groundtruth_difficult: difficult,
             InputFields.groundtruth_area: area,
             InputFields.num_groundtruth_boxes: num_boxes,
         }
