@@ -46,7 +46,19 @@ flags.DEFINE_integer("log_every_n", 10, "Progress line and report record every n
 flags.DEFINE_enum("on_corrupt", "skip", ["skip", "stop"], "A corrupt record in the input (an "
                   "unparsable tf.Example or image, or class labels outside 1..num_classes): "
                   "skip it (counted and reported) or stop with its file and record index.")
-flags.DEFINE_boolean("include_metrics_per_category", False, "Also report AP per category.")
+flags.DEFINE_boolean("include_metrics_per_category", False, "Also report a per-category table "
+                     "(AP, AP@0.5, AP@0.75, AR@100, ground-truth count) and PR curves.")
+flags.DEFINE_enum("eval_backend", "pycocotools", ["pycocotools", "faster_coco_eval"],
+                  "COCO metrics engine: pycocotools (the reference) or faster-coco-eval (the same "
+                  "numbers, faster).")
+flags.DEFINE_integer("early_stop_patience", 0, "Stop training after this many evaluations "
+                     "without improvement of --early_stop_metric (0: never); best/ keeps the "
+                     "best checkpoint.")
+flags.DEFINE_string("early_stop_metric", "", "Metric watched by early stopping and best/ "
+                    "(e.g. mAP, mAP@0.5, PascalBoxes_Precision/mAP@0.5IOU, Loss/total_loss, "
+                    "which is minimized); default: the first metrics set's mAP.")
+flags.DEFINE_integer("eval_timeout", 3600, "Continuous evaluation (--checkpoint_dir without "
+                     "--run_once): seconds to wait for a new checkpoint before exiting.")
 flags.DEFINE_boolean("random_data", False, "Benchmark on synthetic batches (no dataset needed).")
 flags.DEFINE_integer("benchmark_last_k", 0, "Report the mean img/s of the last k steps "
                      "(0: every step after the first).")
@@ -60,7 +72,8 @@ flags.DEFINE_boolean("eval_training_data", False, "Evaluate on the training inpu
 FLAGS = flags.FLAGS
 _FLAG_MINIMUMS = {"checkpoint_every_n": 1, "log_every_n": 1, "keep_checkpoint_max": 1,
                   "sample_1_of_n_eval_examples": 1, "num_train_steps": 0, "eval_count": 0,
-                  "benchmark_last_k": 0, "cpu_replicas": 0}
+                  "benchmark_last_k": 0, "cpu_replicas": 0, "early_stop_patience": 0,
+                  "eval_timeout": 0}
 
 
 def main(argv):
@@ -78,6 +91,10 @@ def main(argv):
         if value is not None and value < least:  # checked before anything is built
             print(f"error: --{flag}: must be >= {least}, got {value}.", file=sys.stderr)
             return 2
+    if FLAGS.early_stop_patience and not FLAGS.eval_count:
+        print("error: --early_stop_patience: needs evaluations during training (--eval_count "
+              ">= 1).", file=sys.stderr)
+        return 2
     if FLAGS.collective_timeout_s <= 0:
         print(f"error: --collective_timeout_s: must be > 0, got {FLAGS.collective_timeout_s}.",
               file=sys.stderr)
@@ -100,14 +117,18 @@ def main(argv):
             print("error: --cpu_replicas: needs --strategy mirrored.", file=sys.stderr)
             return 2
         distribution.split_cpu(FLAGS.cpu_replicas)
-    precision.set_policy(FLAGS.amp)
+    try:
+        policy = precision.set_policy(FLAGS.amp, configs["train_config"].use_bfloat16)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     engine = distribution.make_engine(FLAGS.engine, FLAGS.strategy,
                                       collective_timeout_s=FLAGS.collective_timeout_s)
     options = train_lib.RunOptions(
         model_dir=FLAGS.model_dir or FLAGS.checkpoint_dir,
         num_train_steps=FLAGS.num_train_steps,
         eval_count=FLAGS.eval_count,
-        amp=FLAGS.amp,
+        amp=policy != "float32",
         allow_xla=FLAGS.allow_xla,
         raport_file=FLAGS.raport_file,
         sample_1_of_n_eval_examples=FLAGS.sample_1_of_n_eval_examples,
@@ -116,6 +137,10 @@ def main(argv):
         log_every_n=FLAGS.log_every_n,
         on_corrupt=FLAGS.on_corrupt,
         include_metrics_per_category=FLAGS.include_metrics_per_category,
+        eval_backend=FLAGS.eval_backend,
+        early_stop_patience=FLAGS.early_stop_patience,
+        early_stop_metric=FLAGS.early_stop_metric,
+        eval_timeout_s=float(FLAGS.eval_timeout),
         random_data=FLAGS.random_data,
         benchmark_last_k=FLAGS.benchmark_last_k,
     )

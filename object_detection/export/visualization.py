@@ -10,7 +10,7 @@ import colorsys
 from typing import Mapping
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageColor, ImageDraw, ImageFont
 
 
 def class_colour(class_id: int) -> tuple[int, int, int]:
@@ -36,7 +36,9 @@ def class_name(class_id: int, category_index: Mapping[int, Mapping] | None) -> s
 def draw_detections(image: Image.Image | np.ndarray, boxes: np.ndarray, classes: np.ndarray,
                     scores: np.ndarray, category_index: Mapping[int, Mapping] | None = None,
                     min_score: float = 0.3, max_boxes: int = 100,
-                    line_width: int | None = None) -> Image.Image:
+                    line_width: int | None = None, *, show_scores: bool = True,
+                    show_labels: bool = True, colour: str | tuple | None = None
+                    ) -> Image.Image:
     """Returns a copy of `image` with the detections scoring at least `min_score` drawn.
 
     Args:
@@ -48,6 +50,8 @@ def draw_detections(image: Image.Image | np.ndarray, boxes: np.ndarray, classes:
       min_score: detections below it are not drawn.
       max_boxes: at most this many (the highest scoring) are drawn.
       line_width: box outline in pixels (default: scaled to the image, at least 2).
+      show_scores, show_labels: what the label above a box says (no label when neither).
+      colour: one colour (a PIL colour name or RGB) for every box; default: one per class.
     """
     if isinstance(image, np.ndarray):
         image = Image.fromarray(np.asarray(image, dtype=np.uint8))
@@ -65,13 +69,26 @@ def draw_detections(image: Image.Image | np.ndarray, boxes: np.ndarray, classes:
         ymin, xmin, ymax, xmax = np.clip(boxes[i], 0.0, 1.0)
         left, top = xmin * (width - 1), ymin * (height - 1)
         right, bottom = xmax * (width - 1), ymax * (height - 1)
-        colour = class_colour(classes[i])
-        draw.rectangle([left, top, right, bottom], outline=colour, width=line_width)
-        text = f"{class_name(classes[i], category_index)}: {round(100 * float(scores[i]))}%"
+        box_colour = colour or class_colour(classes[i])
+        draw.rectangle([left, top, right, bottom], outline=box_colour, width=line_width)
+        parts = [class_name(classes[i], category_index)] if show_labels else []
+        if show_scores:
+            parts.append(f"{round(100 * float(scores[i]))}%")
+        if not parts:
+            continue
+        text = ": ".join(parts)
         tl, tt, tr, tb = draw.textbbox((0, 0), text, font=font)
         text_w, text_h = tr - tl, tb - tt
         # The label sits above the box, or inside its top edge when there is no room above.
         label_top = top - text_h - 4 if top - text_h - 4 >= 0 else top
-        draw.rectangle([left, label_top, left + text_w + 4, label_top + text_h + 4], fill=colour)
-        draw.text((left + 2 - tl, label_top + 2 - tt), text, fill=(0, 0, 0), font=font)
+        draw.rectangle([left, label_top, left + text_w + 4, label_top + text_h + 4],
+                       fill=box_colour)
+        draw.text((left + 2 - tl, label_top + 2 - tt), text, fill=_text_colour(box_colour),
+                  font=font)
     return image
+
+
+def _text_colour(fill) -> tuple[int, int, int]:
+    """Black on light label backgrounds, white on dark ones."""
+    r, g, b = ImageColor.getrgb(fill) if isinstance(fill, str) else fill[:3]
+    return (0, 0, 0) if 0.299 * r + 0.587 * g + 0.114 * b > 110 else (255, 255, 255)

@@ -184,7 +184,7 @@ def load_backbone_from_keras_weights(extractor, path: str):
 
 
 def keep_best(model_dir: str, checkpoint_path: str | None, step: int, metrics: dict,
-              key: str = "mAP") -> bool:
+              key: str = "mAP", higher_is_better: bool = True) -> bool:
     """Copies `checkpoint_path` to model_dir/best/ when its `key` beats the best so far."""
     if not checkpoint_path or key not in metrics:
         return False
@@ -192,8 +192,10 @@ def keep_best(model_dir: str, checkpoint_path: str | None, step: int, metrics: d
     info_path = os.path.join(best_dir, "best.json")
     if os.path.exists(info_path):
         with open(info_path) as f:
-            if json.load(f).get(key, -1.0) >= metrics[key]:
-                return False
+            best = json.load(f).get(key)
+        if best is not None and (best >= metrics[key] if higher_is_better
+                                 else best <= metrics[key]):
+            return False
     tmp_dir = best_dir + ".tmp"
     shutil.rmtree(tmp_dir, ignore_errors=True)
     os.makedirs(tmp_dir)

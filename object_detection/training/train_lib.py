@@ -36,15 +36,21 @@ from object_detection.builders import dataset_builder, model_builder, optimizer_
 from object_detection.core.standard_fields import InputFields as F
 from object_detection.core.standard_fields import LossFields
 from object_detection.data import inputs, label_map_util
-from object_detection.evaluation import coco_evaluation
+from object_detection.evaluation import coco_evaluation, eval_images, evaluators
 from object_detection.meta_architectures import odapi_checkpoint
 from object_detection.training import checkpoints as ckpt_lib
-from object_detection.training import distribution
+from object_detection.training import distribution, preemption, trainable
 from object_detection.training.dllogger import DLLogger
 from object_detection.utils import config_util
 from object_detection.utils.errors import ConfigError, DataError
 
 logger = logging.getLogger("object_detection")
+
+
+# What target assignment reads of a batch.
+GROUNDTRUTH_KEYS = (F.groundtruth_boxes, F.groundtruth_classes, F.groundtruth_weights,
+                    F.num_groundtruth_boxes)
+PREEMPTED = "preempted_replicas"  # train-step output: replicas told to stop (SIGTERM)
 
 
 class TrainingDivergedError(RuntimeError):
@@ -67,6 +73,10 @@ class RunOptions:
     log_every_n: int = 10
     on_corrupt: str = "skip"
     include_metrics_per_category: bool = False
+    eval_backend: str = "pycocotools"  # COCO metrics: pycocotools or faster_coco_eval
+    early_stop_patience: int = 0  # stop after N evaluations without improvement (0: never)
+    early_stop_metric: str = ""  # what early stopping and best/ watch ("": the headline mAP)
+    eval_timeout_s: float = 3600.0  # continuous evaluation: give up after this long idle
     random_data: bool = False  # benchmark: synthetic batches, no dataset needed
     benchmark_last_k: int = 0  # report the mean img/s of the last K steps (0: all but the first)
 
@@ -94,11 +104,17 @@ class Session:
         with engine.scope():
             self.model = model_builder.build(configs["model"], is_training=True)
             self.model.build()
+            train_config = configs["train_config"]
+            self.variables = trainable.select(
+                self.model, list(train_config.update_trainable_variables),
+                list(train_config.freeze_variables))
+            if self.variables.frozen:
+                logger.info("%s.", self.variables.summary())
             self.optimizer = optimizer_builder.build(
                 configs["train_config"],
                 amp_float16=options.amp and keras.mixed_precision.global_policy().name
                 == "mixed_float16")
-            self.optimizer.build(self.model.trainable_variables)
+            self.optimizer.build(self.variables.trained)
         self.checkpoint = ckpt_lib.model_checkpoint(self.model, optimizer=self.optimizer)
         self.report = DLLogger(options.raport_file if engine.is_chief else None)
 
@@ -125,6 +141,7 @@ def _chief_or_temp_dir(model_dir: str, engine: distribution.Engine) -> str:
 def make_train_step(session: Session):
     """Builds the tf.function that runs one step on every replica and sums their losses."""
     model, optimizer, engine = session.model, session.optimizer, session.engine
+    variables = session.variables.trained
     num_replicas = float(engine.num_replicas_in_sync)
     jit = bool(session.options.allow_xla)
     loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
@@ -153,29 +170,31 @@ def make_train_step(session: Session):
             losses[LossFields.total_loss] = total
             if loss_scaling:
                 total = optimizer.scale_loss(total)
-        grads = tape.gradient(total, model.trainable_variables)
+        grads = tape.gradient(total, variables)
         return losses, grads
-
-    groundtruth_keys = (F.groundtruth_boxes, F.groundtruth_classes, F.groundtruth_weights,
-                        F.num_groundtruth_boxes)
 
     clip_norm = float(session.configs["train_config"].gradient_clipping_by_norm)
     clip_before_keras_sums = (clip_norm > 0 and engine.optimizer_sums_gradients
                               and engine.num_replicas_in_sync > 1)
 
-    def replica_step(batch):
-        targets = assign({k: batch[k] for k in groundtruth_keys if k in batch})
+    def replica_step(batch, stop):
+        targets = assign({k: batch[k] for k in GROUNDTRUTH_KEYS if k in batch})
         num_matches = engine.sum_across_replicas(targets.pop("num_matches"))
         losses, grads = forward_backward(batch[F.image], targets, num_matches)
         grads = engine.aggregate_gradients(grads)
         if clip_before_keras_sums:
             grads = _clip_global_gradient(grads, engine, clip_norm, optimizer)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        optimizer.apply_gradients(zip(grads, variables))
+        # Every replica's SIGTERM flag, summed: the same on every worker (see preemption.py).
+        # (tf.identity places the flag on the replica's device, where all-reduces start.)
+        losses[PREEMPTED] = engine.sum_across_replicas(tf.identity(stop))
         return losses
 
     @tf.function
-    def train_step(iterator):
-        per_replica = engine.run(replica_step, next(iterator))
+    def train_step(iterator, stop=None):
+        """One step; `stop`: float32 scalar, 1 when this worker was sent SIGTERM."""
+        stop = tf.constant(0.0) if stop is None else stop
+        per_replica = engine.run(lambda batch: replica_step(batch, stop), next(iterator))
         return {k: engine.reduce_sum(v) for k, v in per_replica.items()}
 
     return train_step
@@ -269,6 +288,12 @@ def check_inputs(configs: Mapping[str, Any], options: RunOptions, *,
     Raises:
       ConfigError / FileNotFoundError: naming the field or flag at fault.
     """
+    metric = options.early_stop_metric
+    known = ({k for k, _ in coco_evaluation.METRICS} | set(HEADLINE_METRICS)
+             | {getattr(LossFields, f) for f in vars(LossFields) if not f.startswith("_")})
+    if metric and metric not in known and "/" not in metric:  # "/": a per-category key
+        raise ConfigError(f"--early_stop_metric {metric!r}: not a metric of the evaluation; "
+                          f"one of {', '.join(sorted(known))}.")
     dataset_fn = None
     if training and not options.random_data:
         dataset_fn = dataset_builder.train_dataset_fn(configs, on_corrupt=options.on_corrupt)
@@ -321,55 +346,49 @@ def train(configs: Mapping[str, Any], options: RunOptions,
 
     metrics: dict[str, Any] = {}
     step_times: list[float] = []
-    interval_start, interval_steps = time.perf_counter(), 0
+    progress = _Progress(session, num_steps, writer)
+    stopper = EarlyStopping(options.early_stop_patience, options.early_stop_metric)
+    stop_reason = "num_train_steps reached"
     run_start = time.perf_counter()
-    learning_rate = optimizer_builder.learning_rate_fn(session.optimizer)
     step = start
-    while step < num_steps:
-        t0 = time.perf_counter()
-        losses = train_step(iterator)
-        total = float(losses[LossFields.total_loss])  # waits for the step: times are honest
-        step = session.step
-        step_times.append(time.perf_counter() - t0)
-        if not math.isfinite(total):
-            last = manager.latest_checkpoint
-            raise TrainingDivergedError(
-                f"training stopped: the total loss is {total} at step {step} "
-                f"({ {k: float(v) for k, v in losses.items()} }); no checkpoint was written "
-                f"after it; the last good checkpoint is {last or 'none'}. Lower the learning "
-                f"rate, add gradient_clipping_by_norm, or check the input data.")
-        interval_steps += 1
-        if step == start + 1:
-            logger.info("first step (tracing and compilation included) took %.1f s",
-                        step_times[-1])
-        if step % options.log_every_n == 0 or step == num_steps:
-            elapsed = time.perf_counter() - interval_start
-            throughput = session.global_batch_size * interval_steps / max(elapsed, 1e-9)
-            lr = float(learning_rate(step))
-            recent = step_times[-min(len(step_times), 50):]
-            eta = (num_steps - step) * float(np.median(recent))
-            record = {k.split("/")[-1]: float(v) for k, v in losses.items()}
-            record.update(learning_rate=lr, train_throughput=throughput)
-            session.report.log(step, record)
-            with writer.as_default(step=step):
-                for k, v in losses.items():
-                    tf.summary.scalar(k, v)
-                tf.summary.scalar("learning_rate", lr)
-                tf.summary.scalar("train_throughput", throughput)
-            if engine.is_chief:
-                print(f"step {step}/{num_steps}  loss {total:.4f} "
-                      f"(cls {record['classification_loss']:.4f} "
-                      f"loc {record['localization_loss']:.4f} "
-                      f"reg {record['regularization_loss']:.4f})  lr {lr:.5g}  "
-                      f"{throughput:.1f} img/s  left {_hms(eta)}", flush=True)
-            interval_start, interval_steps = time.perf_counter(), 0
-        if step % options.checkpoint_every_n == 0 or step in eval_at or step == num_steps:
-            manager.save(checkpoint_number=step)
-            engine.barrier()
-        if step in eval_at:
-            metrics = evaluate(session, step=step)
-            if engine.is_chief and metrics:
-                ckpt_lib.keep_best(options.model_dir, manager.latest_checkpoint, step, metrics)
+    with preemption.SigtermWatch() as sigterm:
+        while step < num_steps:
+            t0 = time.perf_counter()
+            losses = train_step(iterator, tf.constant(float(sigterm.requested)))
+            preempted = float(losses.pop(PREEMPTED)) > 0
+            total = float(losses[LossFields.total_loss])  # waits for the step: honest times
+            step = session.step
+            step_times.append(time.perf_counter() - t0)
+            if not math.isfinite(total):
+                raise TrainingDivergedError(
+                    f"training stopped: the total loss is {total} at step {step} "
+                    f"({ {k: float(v) for k, v in losses.items()} }); no checkpoint was "
+                    f"written after it; the last good checkpoint is "
+                    f"{manager.latest_checkpoint or 'none'}. Lower the learning rate, add "
+                    "gradient_clipping_by_norm, or check the input data.")
+            if step == start + 1:
+                logger.info("first step (tracing and compilation included) took %.1f s",
+                            step_times[-1])
+            progress.step_done(step, losses, step_times)
+            # One worker: stop at the step during which SIGTERM came. Several: at the step
+            # whose all-reduce carried it, the same step on every worker.
+            if preempted or (engine.num_workers == 1 and sigterm.requested):
+                stop_reason = f"SIGTERM: checkpoint saved at step {step}"
+                manager.save(checkpoint_number=step)
+                engine.barrier()
+                print(f"{stop_reason} in {options.model_dir}; exiting (a restart resumes "
+                      "from it).", flush=True)
+                break
+            if step % options.checkpoint_every_n == 0 or step in eval_at or step == num_steps:
+                manager.save(checkpoint_number=step)
+                engine.barrier()
+            if step in eval_at:
+                metrics = evaluate(session, step=step)
+                reason = stopper.update(step, metrics, options.model_dir,
+                                        manager.latest_checkpoint, engine)
+                if reason:
+                    stop_reason = reason
+                    break
     _cleanup_temp_dir(options.model_dir, engine)
 
     skipped = inputs.DEFAULT_CORRUPT_RECORD_COUNTER
@@ -377,6 +396,7 @@ def train(configs: Mapping[str, Any], options: RunOptions,
     if options.benchmark_last_k:
         timed = step_times[-options.benchmark_last_k:]
     summary = {
+        "stop_reason": stop_reason,
         "train_throughput": session.global_batch_size * len(timed) / max(sum(timed), 1e-9),
         "train_first_step_s": step_times[0] if step_times else 0.0,
         "train_elapsed_s": time.perf_counter() - run_start,
@@ -386,6 +406,8 @@ def train(configs: Mapping[str, Any], options: RunOptions,
     }
     session.report.log([], summary)
     if engine.is_chief:
+        if stop_reason != "num_train_steps reached" and not stop_reason.startswith("SIGTERM"):
+            print(f"training stopped early: {stop_reason}", flush=True)
         print(f"trained steps {start}..{step}: {summary['train_throughput']:.2f} img/s "
               f"(median step {np.median(timed):.3f} s), first step "
               f"{summary['train_first_step_s']:.1f} s", flush=True)
@@ -394,6 +416,100 @@ def train(configs: Mapping[str, Any], options: RunOptions,
                   f"{_skipped_reasons(skipped.by_reason)}; {len(skipped.records)} distinct: "
                   f"{_first_records(skipped)}", flush=True)
     return {**metrics, **summary}
+
+
+class _Progress:
+    """The progress line, report record and TensorBoard scalars every `log_every_n` steps."""
+
+    def __init__(self, session: Session, num_steps: int, writer):
+        self.session, self.num_steps, self.writer = session, num_steps, writer
+        self.learning_rate = optimizer_builder.learning_rate_fn(session.optimizer)
+        self.interval_start, self.interval_steps = time.perf_counter(), 0
+
+    def step_done(self, step: int, losses: Mapping[str, tf.Tensor],
+                  step_times: list[float]) -> None:
+        self.interval_steps += 1
+        if step % self.session.options.log_every_n and step != self.num_steps:
+            return
+        session = self.session
+        elapsed = time.perf_counter() - self.interval_start
+        throughput = session.global_batch_size * self.interval_steps / max(elapsed, 1e-9)
+        lr = float(self.learning_rate(step))
+        eta = (self.num_steps - step) * float(np.median(step_times[-50:]))
+        record = {k.split("/")[-1]: float(v) for k, v in losses.items()}
+        record.update(learning_rate=lr, train_throughput=throughput)
+        session.report.log(step, record)
+        with self.writer.as_default(step=step):
+            for k, v in losses.items():
+                tf.summary.scalar(k, v)
+            tf.summary.scalar("learning_rate", lr)
+            tf.summary.scalar("train_throughput", throughput)
+        if session.engine.is_chief:
+            print(f"step {step}/{self.num_steps}  loss {record['total_loss']:.4f} "
+                  f"(cls {record['classification_loss']:.4f} "
+                  f"loc {record['localization_loss']:.4f} "
+                  f"reg {record['regularization_loss']:.4f})  lr {lr:.5g}  "
+                  f"{throughput:.1f} img/s  left {_hms(eta)}", flush=True)
+        self.interval_start, self.interval_steps = time.perf_counter(), 0
+
+
+# The headline number of each metrics set, in the order one is chosen when none is named.
+HEADLINE_METRICS = ("mAP", "PascalBoxes_Precision/mAP@0.5IOU",
+                    "WeightedPascalBoxes_Precision/mAP@0.5IOU")
+
+
+def headline_metric(metrics: Mapping[str, float], requested: str = "") -> str | None:
+    """The metric `best/` and early stopping watch: `requested`, or the first headline one."""
+    if requested:
+        return requested
+    return next((k for k in HEADLINE_METRICS if k in metrics), None)
+
+
+def lower_is_better(metric: str) -> bool:
+    return "loss" in metric.lower()
+
+
+class EarlyStopping:
+    """Keeps `best/` and stops after `patience` evaluations without improvement (0: never).
+
+    The watched metric is `metric` (a key of the evaluation's metrics, e.g. `mAP`,
+    `mAP@0.5`, `PascalBoxes_Precision/mAP@0.5IOU` or `Loss/total_loss`, which is minimized)
+    or, when empty, the first metrics set's headline number. The chief decides; every worker
+    learns the decision, so all of them stop after the same evaluation.
+    """
+
+    def __init__(self, patience: int = 0, metric: str = ""):
+        self.patience, self.metric = int(patience), metric
+        self.best: float | None = None
+        self.best_step: int | None = None
+        self.since_best = 0
+
+    def update(self, step: int, metrics: Mapping[str, float], model_dir: str,
+               checkpoint: str | None, engine: distribution.Engine) -> str | None:
+        """Records an evaluation; returns why training should stop, or None."""
+        reason = None
+        if engine.is_chief and metrics:
+            key = headline_metric(metrics, self.metric)
+            if key not in metrics:
+                raise ConfigError(
+                    f"--early_stop_metric {key!r}: not among the evaluation's metrics "
+                    f"({', '.join(sorted(k for k in metrics if '/' not in k or 'Pascal' in k))}"
+                    ", ...).")
+            value, lower = float(metrics[key]), lower_is_better(key)
+            improved = self.best is None or (value < self.best if lower else value > self.best)
+            if improved:
+                self.best, self.best_step, self.since_best = value, step, 0
+                ckpt_lib.keep_best(model_dir, checkpoint, step, dict(metrics), key=key,
+                                   higher_is_better=not lower)
+            else:
+                self.since_best += 1
+            if self.patience and self.since_best >= self.patience:
+                reason = (f"early stop at step {step}: {key} has not improved for "
+                          f"{self.since_best} evaluations (best {self.best:.4f} at step "
+                          f"{self.best_step}, kept in {os.path.join(model_dir, 'best')})")
+        if engine.num_workers > 1:
+            reason = engine.allgather_object(reason)[0]  # the chief's decision
+        return reason
 
 
 def _skipped_reasons(by_reason: Mapping[str, int]) -> str:
@@ -429,44 +545,78 @@ def _categories(configs) -> list[dict]:
 
 
 def evaluate(session: Session, step: int) -> dict[str, float]:
-    """COCO evaluation of the current weights on this worker's share of the eval data.
+    """Evaluates the current weights on this worker's share of the eval data.
 
     Every worker runs the detector on its own shard; the per-image ground truth and detections
-    are gathered on every worker, and the chief computes and prints the metrics.
+    and the validation-loss sums are gathered on every worker, and the chief computes, prints
+    and records the metrics of every `eval_config.metrics_set` (COCO by default), the
+    validation loss (`Loss/...`: the training loss terms on the evaluation data, batch by
+    batch, averaged over images) and the side-by-side pictures (`eval_images`).
     """
     configs, options, engine = session.configs, session.options, session.engine
     model = session.model
+    eval_config = configs["eval_config"]
     skipped = inputs.CorruptRecordCounter()
     dataset = dataset_builder.eval_dataset(
         configs, num_shards=engine.num_workers, shard_index=engine.worker_index,
         sample_1_of_n=options.sample_1_of_n_eval_examples, on_corrupt=options.on_corrupt,
         corrupt_counter=skipped)
-    num_examples = int(configs["eval_config"].num_examples or 0)
+    num_examples = int(eval_config.num_examples or 0)
 
     @tf.function(reduce_retracing=True)  # the last batch of an epoch may be partial
-    def detect(images):
-        return model.postprocess(model(images, training=False))
+    def detect(images, groundtruth):
+        predictions = model(images, training=False)
+        targets = model.assign_targets(groundtruth)
+        losses = model.losses_from_targets(predictions, targets, targets["num_matches"])
+        losses[LossFields.regularization_loss] = tf.add_n(
+            [tf.cast(l, tf.float32) for l in model.losses]) if model.losses else tf.constant(0.0)
+        losses[LossFields.total_loss] = tf.add_n(list(losses.values()))
+        return model.postprocess(predictions), losses
 
-    evaluator = coco_evaluation.CocoEvaluator(
-        _categories(configs), include_metrics_per_category=options.include_metrics_per_category
-        or configs["eval_config"].include_metrics_per_category)
+    categories = _categories(configs)
+    metric_sets = evaluators.build(
+        list(eval_config.metrics_set), categories,
+        include_metrics_per_category=options.include_metrics_per_category
+        or eval_config.include_metrics_per_category or eval_config.all_metrics_per_category,
+        backend=options.eval_backend)
+    pictures = eval_images.SideBySide(eval_images.DrawOptions.from_eval_config(eval_config),
+                                      label_map_util.create_category_index(categories))
+    loss_sums: dict[str, float] = {}
+    num_images = 0
     t0 = time.perf_counter()
-    with ckpt_lib.moving_average_weights(session.optimizer,
-                                         configs["eval_config"].use_moving_averages):
+    with ckpt_lib.moving_average_weights(session.optimizer, eval_config.use_moving_averages):
         for batch in dataset:
-            detections = {k: v.numpy() for k, v in detect(batch[F.image]).items()}
-            _add_batch(evaluator, batch, detections)
-            if num_examples and evaluator.num_images * engine.num_workers >= num_examples:
+            detections, losses = detect(batch[F.image],
+                                        {k: batch[k] for k in GROUNDTRUTH_KEYS if k in batch})
+            detections = {k: v.numpy() for k, v in detections.items()}
+            batch = {k: v.numpy() for k, v in batch.items()}  # once, for every consumer
+            size = len(batch[F.source_id])
+            num_images += size
+            for k, v in losses.items():  # image-weighted: a partial last batch counts less
+                loss_sums[k] = loss_sums.get(k, 0.0) + size * float(v)
+            for evaluator in metric_sets:
+                _add_batch(evaluator, batch, detections)
+            if pictures.wanted:
+                _add_pictures(pictures, batch, detections)
+            if num_examples and metric_sets[0].num_images * engine.num_workers >= num_examples:
                 break
-    gathered = engine.allgather_object((evaluator.state(), skipped.by_reason))
-    evaluator = coco_evaluation.CocoEvaluator(evaluator.categories,
-                                              evaluator.include_metrics_per_category)
-    evaluator.merge([state for state, _ in gathered])
+    gathered = engine.allgather_object(([e.state() for e in metric_sets], skipped.by_reason,
+                                        loss_sums, num_images))
+    merged = []
+    for i, evaluator in enumerate(metric_sets):
+        fresh = evaluators.rebuild(evaluator)
+        fresh.merge([states[i] for states, _, _, _ in gathered])
+        merged.append(fresh)
     by_reason: dict[str, int] = {}  # every worker's skips
-    for _, worker_skips in gathered:
+    total_losses: dict[str, float] = {}
+    total_images = 0
+    for _, worker_skips, worker_losses, worker_images in gathered:
         for reason, n in worker_skips.items():
             by_reason[reason] = by_reason.get(reason, 0) + n
-    if not evaluator.num_images:
+        for k, v in worker_losses.items():
+            total_losses[k] = total_losses.get(k, 0.0) + v
+        total_images += worker_images
+    if not merged[0].num_images:
         raise DataError(
             "eval_input_reader: no image to evaluate: "
             + (f"every record was skipped ({_skipped_reasons(by_reason)}; see the warnings)."
@@ -475,63 +625,98 @@ def evaluate(session: Session, step: int) -> dict[str, float]:
         return {}
     skips = (f", {sum(by_reason.values())} records skipped ({_skipped_reasons(by_reason)})"
              if by_reason else "")
-    print(f"evaluation at step {step}: {evaluator.num_images} images{skips} "
+    print(f"evaluation at step {step}: {merged[0].num_images} images{skips} "
           f"({time.perf_counter() - t0:.1f} s)", flush=True)
-    metrics = evaluator.evaluate(print_summary=True)
+    validation_loss = {k: v / max(total_images, 1) for k, v in total_losses.items()}
+    print("validation loss " + "  ".join(
+        f"{k.split('/')[-1]} {v:.4f}" for k, v in validation_loss.items()), flush=True)
+    metrics: dict[str, float] = dict(validation_loss)
+    tensorboard: dict[str, float] = dict(validation_loss)
     eval_dir = os.path.join(options.model_dir, "eval")
     os.makedirs(eval_dir, exist_ok=True)
-    evaluator.write_detections(os.path.join(eval_dir, f"detections_step_{step}.json"))
+    for evaluator in merged:
+        values = evaluator.evaluate(print_summary=True)
+        metrics.update(values)
+        tensorboard.update(evaluators.tensorboard_names(evaluator, values))
+        if isinstance(evaluator, coco_evaluation.CocoEvaluator):
+            evaluator.write_detections(os.path.join(eval_dir, f"detections_step_{step}.json"))
+            if evaluator.include_metrics_per_category:
+                evaluator.write_pr_curves(os.path.join(eval_dir, f"pr_curves_step_{step}"))
     session.report.log(step, metrics)
     with tf.summary.create_file_writer(eval_dir).as_default(step=step):
-        for name, value in coco_evaluation.od_api_metric_names(metrics).items():
+        for name, value in tensorboard.items():
             tf.summary.scalar(name, value)
+    pictures.write(eval_dir, step)
     return metrics
 
 
-def _add_batch(evaluator, batch, detections) -> None:
-    valid = batch.get("valid")
-    images = batch[F.source_id].numpy()
-    for i in range(len(images)):
-        if valid is not None and not bool(valid[i]):
-            continue
-        evaluator.add_image(
-            source_id=images[i],
-            original_shape=batch[F.original_image_spatial_shape][i].numpy(),
-            groundtruth_boxes=batch[F.groundtruth_boxes][i].numpy(),
-            groundtruth_classes=batch[F.groundtruth_classes][i].numpy(),
+def _add_pictures(pictures: eval_images.SideBySide, batch: Mapping[str, np.ndarray],
+                  detections: Mapping[str, np.ndarray]) -> None:
+    for i in range(len(batch[F.source_id])):
+        if not pictures.wanted:
+            return
+        pictures.add(
+            source_id=batch[F.source_id][i], image=batch[F.image][i],
+            groundtruth_boxes=batch[F.groundtruth_boxes][i],
+            groundtruth_classes=batch[F.groundtruth_classes][i],
             num_groundtruth_boxes=int(batch[F.num_groundtruth_boxes][i]),
-            groundtruth_is_crowd=batch[F.groundtruth_is_crowd][i].numpy()
-            if F.groundtruth_is_crowd in batch else None,
-            groundtruth_area=batch[F.groundtruth_area][i].numpy()
-            if F.groundtruth_area in batch else None,
+            detection_boxes=detections["detection_boxes"][i],
+            detection_scores=detections["detection_scores"][i],
+            detection_classes=detections["detection_classes"][i].astype(np.int64),
+            num_detections=int(detections["num_detections"][i]))
+
+
+def _add_batch(evaluator, batch: Mapping[str, np.ndarray],
+               detections: Mapping[str, np.ndarray]) -> None:
+    """Adds every image of a batch (numpy, already on the host) to an evaluator."""
+    optional = {name: batch.get(key) for name, key in (
+        ("groundtruth_is_crowd", F.groundtruth_is_crowd),
+        ("groundtruth_area", F.groundtruth_area),
+        ("groundtruth_difficult", F.groundtruth_difficult))}
+    for i in range(len(batch[F.source_id])):
+        evaluator.add_image(
+            source_id=batch[F.source_id][i],
+            original_shape=batch[F.original_image_spatial_shape][i],
+            groundtruth_boxes=batch[F.groundtruth_boxes][i],
+            groundtruth_classes=batch[F.groundtruth_classes][i],
+            num_groundtruth_boxes=int(batch[F.num_groundtruth_boxes][i]),
             detection_boxes=detections["detection_boxes"][i],
             detection_scores=detections["detection_scores"][i],
             detection_classes=detections["detection_classes"][i],
             num_detections=int(detections["num_detections"][i]),
-        )
+            **{name: None if value is None else value[i] for name, value in optional.items()})
 
 
 def evaluate_checkpoints(configs: Mapping[str, Any], options: RunOptions,
                          engine: distribution.Engine, checkpoint_dir: str,
-                         run_once: bool, timeout_s: float = 3600.0) -> dict[str, float]:
-    """Eval-only mode: the newest checkpoint once, or each new one until the last step."""
+                         run_once: bool) -> dict[str, float]:
+    """Eval-only mode: the newest checkpoint once, or each new one until the last step.
+
+    Continuous evaluation (the OD API's): looks for a new checkpoint at most every
+    `eval_config.eval_interval_secs` and gives up after `options.eval_timeout_s` without one.
+    """
     check_inputs(configs, options, training=False)
     if run_once and tf.train.latest_checkpoint(checkpoint_dir) is None:
         raise FileNotFoundError(f"--checkpoint_dir {checkpoint_dir}: no checkpoint found.")
     session = Session(configs, options, engine)
     num_steps = int(options.num_train_steps or configs["train_config"].num_steps)
-    metrics: dict[str, float] = {}
     if run_once:
         path = tf.train.latest_checkpoint(checkpoint_dir)
         _restore_for_evaluation(session, path)
         return evaluate(session, step=session.step)
-    for path in tf.train.checkpoints_iterator(checkpoint_dir, timeout=timeout_s):
+    metrics: dict[str, float] = {}
+    best = EarlyStopping(metric=options.early_stop_metric)  # keeps best/, never stops
+    interval = int(configs["eval_config"].eval_interval_secs)
+    for path in tf.train.checkpoints_iterator(checkpoint_dir, min_interval_secs=interval,
+                                              timeout=options.eval_timeout_s):
         _restore_for_evaluation(session, path)
         metrics = evaluate(session, step=session.step)
-        if engine.is_chief and metrics:
-            ckpt_lib.keep_best(options.model_dir, path, session.step, metrics)
+        best.update(session.step, metrics, options.model_dir, path, engine)
         if num_steps and session.step >= num_steps:
             break
+    else:
+        print(f"no new checkpoint in {checkpoint_dir} for {options.eval_timeout_s:.0f} s "
+              "(--eval_timeout): evaluation ends.", flush=True)
     return metrics
 
 
