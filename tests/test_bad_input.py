@@ -181,6 +181,12 @@ CASES = [
     Case("fpn_levels_out_of_order", "train", _train(
         "--config_override=model.ssd.feature_extractor.fpn.min_level=8"),
          "2 problems in the pipeline config:"),
+    Case("unsupported_field", "train", _train(  # config_fields: refused by name, at load
+        "--config_override=train_config.bias_grad_multiplier=2",
+        "--config_override=graph_rewriter={quantization: {delay: 10}}"),
+         "2 fields of the pipeline config are not supported:",
+         summary="  graph_rewriter: is not supported; quantization-aware training is not "
+                 "supported: it needs tensorflow-model-optimization, which has no Keras 3"),
     Case("unknown_feature_extractor", "train", _train(
         "--config_override=model.ssd.feature_extractor.type=ssd_foo"),
          "model.ssd.feature_extractor.type: 'ssd_foo' is not implemented; supported: "),

@@ -2,12 +2,14 @@
 
 Reads `train_input_reader` / `eval_input_reader` (InputReader), `train_config` (batch size,
 max_number_of_boxes, data_augmentation_options) and the model's fixed input size, and hands
-plain values to `data.inputs`. Each `data_augmentation_options` entry becomes one
+plain values to `data.inputs`. `utils/config_fields.py` says which InputReader fields are read
+for training and which for evaluation. Each `data_augmentation_options` entry becomes one
 `preprocessor.STEP_FUNCTIONS` step; proto fields map to the step's arguments as in `_STEPS`.
 """
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Callable, Mapping
 
 import tensorflow as tf
@@ -112,6 +114,36 @@ def _input_paths(reader: input_reader_pb2.InputReader, path: str) -> list[str]:
     return patterns
 
 
+def _sample_weights(reader: input_reader_pb2.InputReader, patterns: list[str],
+                    path: str) -> list[float] | None:
+    """`sample_from_datasets_weights`, checked: one weight >= 0 per input_path entry, sum > 0.
+
+    OD API semantics: each input_path entry (a glob) is read as its own dataset, and the
+    datasets are interleaved at random in proportion to their weights
+    (`tf.data.Dataset.sample_from_datasets`); an entry of weight 0 is not read.
+
+    Returns:
+      The weights, or None when the field is empty (all files read as one dataset).
+    """
+    weights = [float(w) for w in reader.sample_from_datasets_weights]
+    if not weights:
+        return None
+    field = f"{path}.sample_from_datasets_weights"
+    if len(weights) != len(patterns):
+        raise ConfigError(
+            f"{field}: {len(weights)} weights for {len(patterns)} "
+            f"{path}.tf_record_input_reader.input_path entries; give one weight per entry "
+            f"(input_path: {patterns}).")
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
+        raise ConfigError(f"{field}: got {weights}; each weight must be >= 0 and their sum "
+                          "> 0.")
+    for pattern, weight in zip(patterns, weights):
+        if weight > 0 and not tf.io.gfile.glob(pattern):
+            raise ConfigError(f"{path}.tf_record_input_reader.input_path: no file matches "
+                              f"{pattern!r} (sample_from_datasets_weights gives it {weight:g}).")
+    return weights
+
+
 def _check_label_map(reader, num_classes: int, path: str) -> None:
     if not reader.label_map_path:
         return
@@ -130,9 +162,11 @@ def train_dataset_fn(configs: Mapping[str, Any], on_corrupt: str = "skip",
     path = "train_input_reader"
     patterns = _input_paths(reader, path)
     _check_label_map(reader, model_config.ssd.num_classes, path)
+    weights = _sample_weights(reader, patterns, path)
     steps = augmentation_steps(train_config)
     height, width = model_builder.image_size(model_config.ssd)
-    max_boxes = train_config.max_number_of_boxes or reader.max_number_of_boxes or 100
+    # As the OD API's training input: the reader's own max_number_of_boxes is for evaluation.
+    max_boxes = train_config.max_number_of_boxes or 100
     if reader.sample_1_of_n_examples > 1:
         raise ConfigError(f"{path}.sample_1_of_n_examples: is not supported for training.")
 
@@ -141,7 +175,8 @@ def train_dataset_fn(configs: Mapping[str, Any], on_corrupt: str = "skip",
         return inputs.build_train_dataset(
             patterns, batch_size=batch_size, image_size=(height, width), max_boxes=max_boxes,
             augmentations=steps, num_classes=model_config.ssd.num_classes,
-            shuffle_buffer_size=reader.shuffle_buffer_size if reader.shuffle else 0,
+            shuffle=reader.shuffle, shuffle_buffer_size=reader.shuffle_buffer_size,
+            sample_weights=weights,
             num_readers=reader.num_readers, deterministic=deterministic, seed=seed,
             input_context=input_context, on_corrupt=on_corrupt,
             resize_method=model_builder.resize_method(model_config.ssd))
@@ -168,7 +203,12 @@ def eval_dataset(configs: Mapping[str, Any], num_shards: int = 1, shard_index: i
                  sample_1_of_n: int = 1, on_corrupt: str = "skip",
                  corrupt_counter: inputs.CorruptRecordCounter | None = None
                  ) -> tf.data.Dataset:
-    """This worker's share of the evaluation data, without augmentation."""
+    """This worker's share of the evaluation data, without augmentation.
+
+    Every record is read once: `sample_from_datasets_weights` is for training (the check at
+    load refuses it on the eval reader; the training reader's, with --eval_training_data, does
+    not apply). Ground truth is padded to the reader's `max_number_of_boxes` (OD API).
+    """
     reader = configs["eval_input_config"]
     eval_config = configs["eval_config"]
     model_config = configs["model"]
@@ -182,7 +222,7 @@ def eval_dataset(configs: Mapping[str, Any], num_shards: int = 1, shard_index: i
                                              input_pipeline_id=shard_index)
     return inputs.build_eval_dataset(
         patterns, batch_size=max(1, int(batch_size)), image_size=(height, width),
-        max_boxes=configs["train_config"].max_number_of_boxes or 100,
+        max_boxes=reader.max_number_of_boxes or 100,
         num_classes=model_config.ssd.num_classes,
         num_readers=max(1, reader.num_readers),
         sample_1_of_n=max(sample_1_of_n, reader.sample_1_of_n_examples or 1),

@@ -230,6 +230,8 @@ def _build_box_predictor(config: ssd_pb2.Ssd, num_class_slots: int, anchors_per_
             dropout_keep_prob=p.dropout_keep_probability,
             share_prediction_tower=p.share_prediction_tower,
             use_depthwise=p.use_depthwise,
+            apply_conv_hyperparams_to_heads=p.apply_conv_hyperparams_to_heads,
+            apply_conv_hyperparams_pointwise=p.apply_conv_hyperparams_pointwise,
         )
     except (ValueError, TypeError) as e:
         if isinstance(e, ConfigError):

@@ -6,6 +6,7 @@ Batches (B = batch size, N = max_boxes, H x W = image_size), InputFields keys:
   groundtruth_classes           int32 [B, N] 0-based; padding 0
   groundtruth_weights           float32 [B, N] 0 for crowd boxes and padding
   groundtruth_is_crowd          bool [B, N]
+  groundtruth_difficult         bool [B, N] (evaluation only; training gives them weight 1)
   groundtruth_area              float32 [B, N]
   num_groundtruth_boxes         int32 [B] boxes present (<= N; extra boxes are cut, first kept)
   source_id, filename           string [B]
@@ -21,6 +22,8 @@ How records flow (one pipeline per worker):
   -> interleave over files; in each file: records enumerated (record index) -> parse, decode,
      augment, resize, pad ground truth (parallel, order kept) -> corrupt records skipped and
      reported by index -> examples
+  -> (training with sample weights: the above once per file pattern, the streams drawn from
+     at random in proportion to the weights)
   -> shuffle (training) -> batch -> prefetch.
 Examples are augmented and resized before the shuffle, so the shuffle buffer holds fixed-size
 examples (H*W*3 bytes of uint8 image each, ~300 KB at 320x320) rather than encoded records.
@@ -44,6 +47,7 @@ parallelism; otherwise the seed is drawn at random.
 """
 from __future__ import annotations
 
+import math
 import random
 import threading
 from typing import Sequence
@@ -66,7 +70,7 @@ _LABELS_OK = "_labels_ok"
 _EXPECTED = "_expected_index"
 _BOX_FIELDS = (InputFields.groundtruth_boxes, InputFields.groundtruth_classes,
                InputFields.groundtruth_weights, InputFields.groundtruth_is_crowd,
-               InputFields.groundtruth_area)
+               InputFields.groundtruth_difficult, InputFields.groundtruth_area)
 
 
 class CorruptRecordCounter:
@@ -231,6 +235,7 @@ class _Pipeline:
             InputFields.groundtruth_classes: tf.zeros([n], tf.int32),
             InputFields.groundtruth_weights: tf.zeros([n]),
             InputFields.groundtruth_is_crowd: tf.zeros([n], tf.bool),
+            InputFields.groundtruth_difficult: tf.zeros([n], tf.bool),
             InputFields.groundtruth_area: tf.zeros([n]),
             InputFields.num_groundtruth_boxes: tf.constant(0),
             _LABELS_OK: tf.constant(True),
@@ -378,7 +383,9 @@ def _finish(dataset: tf.data.Dataset, batch_size: int, drop_remainder: bool,
 def build_train_dataset(file_pattern: str | Sequence[str], *, batch_size: int,
                         image_size: tuple[int, int], max_boxes: int,
                         augmentations: Sequence[tuple[str, dict]] = (),
-                        num_classes: int | None = None, shuffle_buffer_size: int = 2048,
+                        num_classes: int | None = None, shuffle: bool = True,
+                        shuffle_buffer_size: int = 2048,
+                        sample_weights: Sequence[float] | None = None,
                         num_readers: int = 8, deterministic: bool = False,
                         seed: int | None = None,
                         input_context: tf.distribute.InputContext | None = None,
@@ -398,8 +405,17 @@ def build_train_dataset(file_pattern: str | Sequence[str], *, batch_size: int,
       num_classes: foreground classes; a record with labels outside 1..num_classes is
         skipped and counted, or stops the pipeline naming the file and record, as
         `on_corrupt` says. None: not checked.
+      shuffle: shuffle the file order (on every pass) and the examples; False reads the
+        files in sorted order and keeps the examples in their interleaved order.
       shuffle_buffer_size: examples in the shuffle buffer (each H*W*3 bytes plus boxes).
-      num_readers: files read in parallel (interleave cycle length).
+      sample_weights: None, or one weight >= 0 per entry of `file_pattern` (a list then): each
+        entry is read as its own stream (its own file order, readers and shard) and the
+        streams are interleaved at random, drawing from entry i with probability
+        w_i / sum(w) (`tf.data.Dataset.sample_from_datasets`, OD API
+        `sample_from_datasets_weights`); an entry of weight 0 is not read. Each stream fails
+        on its own when none of its records is usable.
+      num_readers: files read in parallel (interleave cycle length); with `sample_weights`
+        shared among the entries in proportion to their weights (at least 1 each).
       deterministic: reproducible order and augmentation (slower: parallel stages keep
         order); uses `seed`, 0 if None.
       seed: random seed; None draws one (unless deterministic).
@@ -415,25 +431,54 @@ def build_train_dataset(file_pattern: str | Sequence[str], *, batch_size: int,
     """
     if batch_size <= 0:
         raise ValueError(f"batch_size must be > 0, got {batch_size}.")
-    files, stride, offset = _shard(list_files(file_pattern), input_context)
     if seed is None:
         seed = 0 if deterministic else random.SystemRandom().randrange(2**31)
-    pipeline = _Pipeline(image_size=image_size, max_boxes=max_boxes,
-                         augmentations=augmentations, num_classes=num_classes,
-                         on_corrupt=on_corrupt, corrupt_counter=corrupt_counter,
-                         stride=stride, offset=offset, seed=seed, training=True,
-                         resize_method=resize_method)
+    if sample_weights is None:
+        sources = [(file_pattern, 1.0)]
+    else:
+        patterns = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
+        weights = [float(w) for w in sample_weights]
+        if not weights or len(weights) != len(patterns) or min(weights) < 0 \
+                or sum(weights) <= 0:
+            raise ValueError(f"need one weight >= 0 per file pattern (sum > 0), got "
+                             f"{weights} for {patterns}.")
+        sources = [(p, w) for p, w in zip(patterns, weights) if w > 0]
+    total = sum(w for _, w in sources)
+    streams = []
+    for i, (pattern, weight) in enumerate(sources):
+        readers = num_readers if len(sources) == 1 else math.ceil(num_readers * weight / total)
+        # Stream i folds i into the seed: its augmentations do not repeat another stream's.
+        streams.append(_read_stream(
+            pattern, readers, seed=(seed + i) % 2**31, shuffle=shuffle,
+            deterministic=deterministic, input_context=input_context,
+            image_size=image_size, max_boxes=max_boxes, augmentations=augmentations,
+            num_classes=num_classes, on_corrupt=on_corrupt, corrupt_counter=corrupt_counter,
+            resize_method=resize_method))
+    if len(streams) == 1:
+        dataset = streams[0]
+    else:
+        dataset = tf.data.Dataset.sample_from_datasets(
+            streams, weights=[w / total for _, w in sources], seed=seed)
+    if shuffle and shuffle_buffer_size > 1:
+        dataset = dataset.shuffle(shuffle_buffer_size, seed=seed)
+    return _finish(dataset, batch_size, drop_remainder=True, deterministic=deterministic)
+
+
+def _read_stream(file_pattern, num_readers: int, *, seed: int, shuffle: bool,
+                 deterministic: bool, input_context, **pipeline_args) -> tf.data.Dataset:
+    """The endless examples of the files of `file_pattern` (this pipeline's shard of them)."""
+    files, stride, offset = _shard(list_files(file_pattern), input_context)
+    pipeline = _Pipeline(stride=stride, offset=offset, seed=seed, training=True,
+                         **pipeline_args)
     cycle_length = max(1, min(num_readers, len(files)))
     file_order = tf.data.Dataset.from_tensor_slices(files)
-    file_order = file_order.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    if shuffle:
+        file_order = file_order.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     file_order = file_order.repeat().enumerate()  # (visit, filename): one seed per visit
     dataset = file_order.interleave(
         pipeline.read_file, cycle_length=cycle_length, block_length=1,
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    dataset = _stop_if_nothing_usable(dataset, files, cycle_length)
-    if shuffle_buffer_size > 1:
-        dataset = dataset.shuffle(shuffle_buffer_size, seed=seed)
-    return _finish(dataset, batch_size, drop_remainder=True, deterministic=deterministic)
+    return _stop_if_nothing_usable(dataset, files, cycle_length)
 
 
 def build_eval_dataset(file_pattern: str | Sequence[str], *, batch_size: int,

@@ -58,6 +58,8 @@ class WeightSharedConvolutionalBoxPredictor(keras.layers.Layer):
         share_prediction_tower: bool = False,
         apply_batch_norm: bool = True,
         use_depthwise: bool = False,
+        apply_conv_hyperparams_to_heads: bool = True,
+        apply_conv_hyperparams_pointwise: bool = True,
         box_code_size: int = BOX_CODE_SIZE,
         name: str = "WeightSharedConvolutionalBoxPredictor",
         **kwargs,
@@ -80,6 +82,13 @@ class WeightSharedConvolutionalBoxPredictor(keras.layers.Layer):
           share_prediction_tower: one tower feeds both predictor convs.
           apply_batch_norm: batch norm in the towers (when `conv_hyperparams.batch_norm` is set).
           use_depthwise: separable convs in towers and predictors.
+          apply_conv_hyperparams_to_heads: with `use_depthwise`, the two predictor convs take
+            their initializers and regularizers from `conv_hyperparams`; False leaves Keras'
+            defaults (glorot_uniform, no regularizer), as the OD API does by default.
+          apply_conv_hyperparams_pointwise: with `use_depthwise`, the tower convs' pointwise
+            kernels take them too; False: only the depthwise kernels (the OD API default).
+            The builder passes the config's values (both false unless set); the defaults here
+            keep every kernel on `conv_hyperparams`.
           box_code_size: box code length (4 for [ty, tx, th, tw]).
           name: layer name.
         """
@@ -109,11 +118,25 @@ class WeightSharedConvolutionalBoxPredictor(keras.layers.Layer):
         self._apply_batch_norm = bool(apply_batch_norm) and conv_hyperparams.use_batch_norm
         use_bias = conv_hyperparams.force_use_bias or not self._apply_batch_norm
 
-        def conv(filters: int, layer_name: str, conv_use_bias: bool, **extra):
+        def conv(filters: int, layer_name: str, conv_use_bias: bool, head: bool = False,
+                 **extra):
             if use_depthwise:
+                kwargs = conv_hyperparams.separable_conv_kwargs(use_bias=conv_use_bias)
+                # OD API: a head's separable conv keeps Keras' defaults unless
+                # apply_conv_hyperparams_to_heads; a tower's, its pointwise kernel unless
+                # apply_conv_hyperparams_pointwise.
+                if head and not apply_conv_hyperparams_to_heads:
+                    keras_defaults = ("depthwise", "pointwise")
+                elif not head and not apply_conv_hyperparams_pointwise:
+                    keras_defaults = ("pointwise",)
+                else:
+                    keras_defaults = ()
+                for kernel in keras_defaults:
+                    kwargs[f"{kernel}_initializer"] = "glorot_uniform"
+                    kwargs[f"{kernel}_regularizer"] = None
                 return keras.layers.SeparableConv2D(
                     filters, kernel_size, padding="same", depth_multiplier=1, name=layer_name,
-                    **conv_hyperparams.separable_conv_kwargs(use_bias=conv_use_bias), **extra)
+                    **kwargs, **extra)
             return keras.layers.Conv2D(
                 filters, kernel_size, padding="same", name=layer_name,
                 **conv_hyperparams.conv_kwargs(use_bias=conv_use_bias), **extra)
@@ -139,12 +162,13 @@ class WeightSharedConvolutionalBoxPredictor(keras.layers.Layer):
             self._box_tower = tower("box_tower")
             self._class_tower = tower("class_tower")
         self._box_predictor = conv(
-            self.num_anchors_per_location * self.box_code_size, "box_predictor", True)
+            self.num_anchors_per_location * self.box_code_size, "box_predictor", True,
+            head=True)
         self._dropout = keras.layers.Dropout(1.0 - dropout_keep_prob) if use_dropout else None
         # Bias init -4.6 == -log((1 - 0.01) / 0.01): initial sigmoid 0.01.
         self._class_predictor = conv(
             self.num_anchors_per_location * self.num_classes, "class_predictor", True,
-            bias_initializer=keras.initializers.Constant(class_prediction_bias_init))
+            head=True, bias_initializer=keras.initializers.Constant(class_prediction_bias_init))
 
     def _check_levels(self, shapes: Mapping[int, Sequence]) -> int:
         """Validates the per-level inputs; returns their common channel count."""

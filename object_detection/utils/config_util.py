@@ -24,6 +24,9 @@ Contract:
         merged with `text_format.Merge` as in the OD API's `--config_override` (so a repeated
         message given there is appended, a singular one is merged field by field).
     A list of overrides is applied all-or-nothing: on error the config is left unchanged.
+  - `get_configs_from_pipeline_file` (and `check_for_training`) also applies
+    `config_fields.check_pipeline_config`: a field the project does not support is refused by
+    name, one it accepts without effect is logged once (docs/CONFIG_FIELDS.md lists them all).
   - `validate_pipeline_config` checks generic range and cross-field rules that need no builder;
     builders check the rules specific to what they build. Unsigned proto fields
     (`train_config.num_steps`, `batch_size`, ...) cannot hold negative values: the parser and the
@@ -46,6 +49,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import descriptor_pool, message, text_format
 
 from object_detection.protos import pipeline_pb2
+from object_detection.utils import config_fields
 from object_detection.utils.errors import ConfigError
 
 __all__ = [
@@ -243,19 +247,21 @@ def get_configs_from_pipeline_file(
       pipeline_config_path: path of the text-format pipeline config.
       config_override: None, one override string, or a sequence of them, in either form accepted
         by `merge_overrides` (a text proto as in the OD API's `--config_override`, or `path=value`).
-      validate: run `validate_pipeline_config` on the result.
+      validate: run `config_fields.check_pipeline_config` (unsupported fields refused, fields
+        without effect logged once) and `validate_pipeline_config` on the result.
 
     Returns:
       The dictionary of `create_configs_from_pipeline_proto`.
 
     Raises:
-      ConfigError: the file cannot be read or parsed, an override is invalid, or a rule of
-        `validate_pipeline_config` is broken.
+      ConfigError: the file cannot be read or parsed, an override is invalid, the config sets
+        a field that is not supported, or a rule of `validate_pipeline_config` is broken.
     """
     pipeline_config = load_pipeline_config(pipeline_config_path)
     if config_override:
         merge_overrides(pipeline_config, config_override)
     if validate:
+        config_fields.check_pipeline_config(pipeline_config)
         validate_pipeline_config(pipeline_config)
     return create_configs_from_pipeline_proto(pipeline_config)
 
@@ -268,16 +274,18 @@ def check_for_training(configs: Mapping[str, Any]) -> None:
     """Checks that a configs dict holds what a training run needs beyond valid ranges.
 
     Needs a model (`model { ssd { ... } }`) and an optimizer with a learning-rate schedule
-    (`train_config { optimizer { momentum_optimizer { learning_rate { ... } } } }`). Input paths
-    are not checked here: the input pipeline reports missing files, and synthetic-data runs need
-    none.
+    (`train_config { optimizer { momentum_optimizer { learning_rate { ... } } } }`), and no field
+    the project does not support (`config_fields.check_pipeline_config`, for configs built
+    without `get_configs_from_pipeline_file`). Input paths are not checked here: the input
+    pipeline reports missing files, and synthetic-data runs need none.
 
     Args:
       configs: as returned by `get_configs_from_pipeline_file`.
 
     Raises:
-      ConfigError: naming the missing part and what to write.
+      ConfigError: naming the missing part and what to write, or the unsupported fields.
     """
+    config_fields.check_pipeline_config(create_pipeline_proto_from_configs(configs))
     model = configs.get("model")
     if model is None or not model.WhichOneof("model"):
         raise ConfigError("model: no model is set; expected e.g. 'model { ssd { ... } }'.")

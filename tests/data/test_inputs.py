@@ -208,6 +208,28 @@ def test_boxes_beyond_max_boxes_are_cut_keeping_the_first(tmp_path):
     assert batch[F.groundtruth_classes].numpy().tolist() == [[0, 1, 2]]
 
 
+def test_difficult_flags_are_padded_like_is_crowd_and_leave_weights_alone(tmp_path):
+    boxes = [conversion.BoxAnnotation(0, 0, 8, 8, label=1, text="1", difficult=True),
+             conversion.BoxAnnotation(8, 8, 16, 16, label=1, text="1", is_crowd=True),
+             conversion.BoxAnnotation(16, 0, 24, 8, label=2, text="2", difficult=True)]
+    path = _write(tmp_path / "difficult.record", [(_jpeg(1), boxes), (_jpeg(2), [])])
+    batch = next(iter(inputs.build_eval_dataset(path, batch_size=2, image_size=(8, 8),
+                                                max_boxes=4)))
+    assert batch[F.groundtruth_difficult].dtype == tf.bool
+    assert batch[F.groundtruth_difficult].numpy().tolist() == [
+        [True, False, True, False],  # the 4th row is padding
+        [False, False, False, False]]  # no boxes
+    assert batch[F.groundtruth_is_crowd].numpy().tolist()[0] == [False, True, False, False]
+    assert batch[F.groundtruth_weights].numpy().tolist()[0] == [1, 0, 1, 0]
+    # cut to max_boxes with the other per-box fields; training batches carry it too
+    train = next(iter(inputs.build_train_dataset(path, batch_size=2, image_size=(8, 8),
+                                                 max_boxes=2, shuffle_buffer_size=1,
+                                                 deterministic=True)))
+    assert train[F.groundtruth_difficult].shape == (2, 2)
+    assert sorted(train[F.groundtruth_difficult].numpy().tolist()) == [[False, False],
+                                                                      [True, False]]
+
+
 def test_no_matching_files_is_a_data_error(tmp_path):
     with pytest.raises(inputs.DataError, match="no input files match"):
         inputs.build_train_dataset(str(tmp_path / "*.record"), batch_size=1, image_size=(8, 8),

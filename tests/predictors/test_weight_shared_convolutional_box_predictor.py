@@ -169,3 +169,18 @@ def test_invalid_inputs_raise():
         _predictor(num_classes=0)
     with pytest.raises(TypeError, match="ConvHyperparams"):
         _predictor(conv_hyperparams=None)
+
+
+@pytest.mark.parametrize("to_heads, pointwise, regularized", [
+    (False, False, 2),  # OD API defaults: only the towers' depthwise kernels
+    (False, True, 4),  # + the towers' pointwise kernels
+    (True, False, 6),  # + both kernels of the box and class predictor convs
+    (True, True, 8),  # every separable kernel
+])
+def test_depthwise_conv_hyperparams_reach_heads_and_pointwise_as_asked(to_heads, pointwise,
+                                                                       regularized):
+    predictor = _predictor(levels=(3,), num_layers_before_predictor=1, use_depthwise=True,
+                           apply_conv_hyperparams_to_heads=to_heads,
+                           apply_conv_hyperparams_pointwise=pointwise)
+    predictor(_features(levels=(3,)))
+    assert len(predictor.losses) == regularized  # one L2 term per regularized kernel
