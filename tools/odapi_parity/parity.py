@@ -235,7 +235,7 @@ def compare(ours, theirs) -> Table:
     for key in ("detection_scores", "detection_boxes"):
         a, b = ours[key][0, :n], theirs[key][0, :n][order]
         diff = float(np.max(np.abs(a - b))) if n else 0.0
-        note = (f"{swaps} neighbours in swapped order, their scores tied within "
+        note = (f"{swaps} tied detections in another order, their scores equal within "
                 f"{DETECTION_TOLERANCE:g}" if swaps else "")
         t._row(f"{key.replace('_', ' ')} ({n})", f"{diff:.3g}", "-", diff <= DETECTION_TOLERANCE,
                note)
@@ -243,24 +243,28 @@ def compare(ours, theirs) -> Table:
 
 
 def pair_detections(ours, theirs, n):
-    """The OD API detection each of ours is compared with: the same rank, unless a detection of
-    the same class and a score tied within round-off (DETECTION_TOLERANCE) sits at a
-    neighbouring rank and matches the box; NMS orders such ties by the last bits of the score.
-    Returns (index array, number of ranks paired with a neighbour)."""
+    """The OD API detection each of ours is compared with: the same rank, unless the boxes
+    differ and an unpaired OD API detection of the same class, with a score tied within
+    round-off (DETECTION_TOLERANCE), has our box; NMS orders such ties by the last bits of the
+    score (or, for exact ties, by anchor order), so a group of tied detections may come in any
+    order. Returns (index array, number of ranks paired with another rank)."""
     order = np.arange(n)
     boxes_a, boxes_b = ours["detection_boxes"][0], theirs["detection_boxes"][0]
     scores_a, scores_b = ours["detection_scores"][0], theirs["detection_scores"][0]
     classes_a, classes_b = ours["detection_classes"][0], theirs["detection_classes"][0]
+    same_box = np.max(np.abs(boxes_a[:n, None] - boxes_b[None, :n]), axis=-1) \
+        <= DETECTION_TOLERANCE
+    tied = ((np.abs(scores_a[:n, None] - scores_b[None, :n]) <= DETECTION_TOLERANCE)
+            & (classes_a[:n, None] == classes_b[None, :n]))
+    paired = set(i for i in range(n) if same_box[i, i])
     swaps = 0
     for i in range(n):
-        if np.max(np.abs(boxes_a[i] - boxes_b[i])) <= DETECTION_TOLERANCE:
+        if same_box[i, i]:
             continue
-        for j in (i - 1, i + 1):
-            if (0 <= j < n and classes_a[i] == classes_b[j]
-                    and abs(scores_a[i] - scores_b[j]) <= DETECTION_TOLERANCE
-                    and abs(scores_b[i] - scores_b[j]) <= DETECTION_TOLERANCE
-                    and np.max(np.abs(boxes_a[i] - boxes_b[j])) <= DETECTION_TOLERANCE):
+        for j in np.flatnonzero(same_box[i] & tied[i]):
+            if j not in paired:
                 order[i] = j
+                paired.add(j)
                 swaps += 1
                 break
     return order, swaps
