@@ -1,6 +1,6 @@
 """The part of the TFRecord converters that does not need TensorFlow.
 
-Converters (`create_coco_tf_record.py`, `create_pascal_tf_record.py`) turn one annotated image
+Converters (`create_{coco,pascal,csv,yolo}_tf_record.py`) turn one annotated image
 into an `ExampleTask` (plain Python values), hand the tasks to worker processes that read and
 check the image and clean its boxes (`prepare_example`), and write the resulting
 `PreparedExample`s as tf.Example records in the main process. Workers import neither TensorFlow
@@ -9,12 +9,19 @@ nor protobuf, so they start fast under any multiprocessing start method.
 Box rules (absolute pixel boxes `[xmin, ymin, xmax, ymax]` in, normalized boxes out):
 - non-finite coordinates, zero or negative width or height: dropped;
 - a box entirely outside the image: dropped;
-- a box partly outside the image: clipped to the image and written (counted as clipped);
+- a box partly outside the image: clipped to the image and written (counted as clipped when it
+  reaches out by more than `CLIP_TOLERANCE` pixels: less is the round-off of the annotation,
+  e.g. YOLO's normalized coordinates written with 6 decimals, and not worth a report line);
 - a class the converter does not know: dropped;
+- a line of a text annotation (a CSV row, a YOLO label line) that is not a box (wrong number of
+  fields, an empty or non-numeric field): dropped by the converter as it reads the file
+  (`Summary.reject`), named by file and line;
 - `is_crowd` boxes: written with `image/object/is_crowd = 1`; the decoder gives them weight 0,
   so they are left out of the training targets.
 Every box read is either written or dropped with a reason, and every image read is either
-written or skipped with a reason: `Summary.check()` verifies that the counts add up.
+written or skipped with a reason: `Summary.check()` verifies that the counts add up. Boxes read
+from a text file carry their `file:line` (`BoxAnnotation.where`), and the summary names the line
+of each box it drops.
 """
 from __future__ import annotations
 
@@ -25,7 +32,7 @@ import io
 import math
 import multiprocessing
 import os
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from PIL import Image
 
@@ -38,7 +45,11 @@ DROP_IMAGE_SKIPPED = "its image was skipped"
 DROP_ZERO_AREA = "zero or negative width or height"
 DROP_NON_FINITE = "non-finite coordinates"
 DROP_OUTSIDE = "entirely outside the image"
-DROP_UNKNOWN_CLASS = "unknown class (not in the json categories or label map)"
+DROP_UNKNOWN_CLASS = "unknown class (not in the json categories, label map or names file)"
+DROP_MALFORMED_FIELDS = "malformed line: wrong number of fields"
+DROP_MALFORMED_VALUE = "malformed line: empty or non-numeric field"
+
+CLIP_TOLERANCE = 0.01  # pixels
 
 _PASS_THROUGH_FORMATS = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png"}
 
@@ -83,6 +94,50 @@ def require_at_least(flag: str, value: int, least: int = 1) -> None:
         raise InputError(f"--{flag}: must be >= {least}, got {value}.")
 
 
+def label_map_ids(path: str) -> dict[str, int]:
+    """{name: id} of a label map file; InputError (naming `path`) if it is not one."""
+    from object_detection.data import label_map_util  # protobuf: main process only
+    from object_detection.utils.errors import ConfigError
+
+    try:
+        return label_map_util.get_label_map_dict(path)
+    except ConfigError as e:
+        raise InputError(str(e)) from None
+
+
+def check_label_map_output(flag: str, path: str, ids: Mapping[str, int], hint: str) -> None:
+    """Refuses to replace a label map that gives other ids than `ids`.
+
+    Converters that take their class ids from the data write them out as a label map; a second
+    split converted into the same folder must not silently renumber the first one's classes.
+
+    Raises:
+      InputError: `path` exists and is not a label map, or maps other names or ids; `hint` says
+        how to proceed.
+    """
+    require_output(flag, path)
+    if not os.path.exists(path):
+        return
+    existing = label_map_ids(path)
+    if existing != dict(ids):
+        raise InputError(
+            f"--{flag}: {path!r} exists with other classes or ids ({describe_ids(existing)}) "
+            f"than this data ({describe_ids(ids)}); {hint}")
+
+
+def write_label_map(path: str, ids: Mapping[str, int]) -> None:
+    from object_detection.data import label_map_util  # protobuf: main process only
+
+    label_map_util.write_label_map(path, dict(ids))
+
+
+def describe_ids(ids: Mapping[str, int], limit: int = 10) -> str:
+    """'WBC=1, RBC=2, ...' in id order, at most `limit` of them."""
+    items = sorted(ids.items(), key=lambda item: item[1])
+    text = ", ".join(f"{name}={i}" for name, i in items[:limit])
+    return text + (f", ... ({len(items)} classes)" if len(items) > limit else "")
+
+
 @dataclasses.dataclass
 class BoxAnnotation:
     """One annotated box, in absolute pixels of the source image.
@@ -101,11 +156,16 @@ class BoxAnnotation:
     area: float | None = None  # COCO 'area'; None: computed from the box
     difficult: bool = False
     truncated: bool = False
+    where: str = ""  # "file:line" of a box read from a text file, for the summary; "": not known
 
 
 @dataclasses.dataclass
 class ExampleTask:
-    """What a worker needs to prepare one image: plain values, picklable."""
+    """What a worker needs to prepare one image: plain values, picklable.
+
+    With `normalized=True` the boxes are fractions of the image's width and height (YOLO labels),
+    turned into pixels once the worker knows the image size.
+    """
 
     image_path: str
     source_id: str
@@ -114,6 +174,9 @@ class ExampleTask:
     width: int | None = None  # from the annotation; None: not given
     height: int | None = None
     skip_reason: str | None = None  # set when the annotation itself is unusable
+    skip_detail: str = ""  # what is wrong, with skip_reason
+    normalized: bool = False
+    where: str = ""  # where the annotation names the image ("file:line"), for the summary
 
 
 @dataclasses.dataclass
@@ -144,6 +207,8 @@ class PreparedExample:
     boxes_read: int = 0
     boxes_clipped: int = 0
     dropped: dict[str, int] = dataclasses.field(default_factory=dict)
+    # (file:line, reason) of the dropped boxes whose line is known (BoxAnnotation.where).
+    dropped_at: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
     @property
     def num_boxes(self) -> int:
@@ -157,6 +222,7 @@ class Summary:
     images_read == images_written + sum(images_skipped.values())
     boxes_read == boxes_written + sum(boxes_dropped.values())
     annotations_read == boxes_read (COCO; orphaned annotations are boxes dropped)
+    Lines of a text annotation that are not boxes are boxes read and dropped (`reject`).
     """
 
     name: str = ""
@@ -173,19 +239,40 @@ class Summary:
     # COCO: annotations in the json; each is a box read, on one of its images or orphaned.
     annotations_read: int | None = None
     annotations_orphaned: int = 0
+    # YOLO: images written without boxes because they have no label file (None: not counted).
+    images_without_labels: int | None = None
+    label_map: str = ""  # the label map used or written, as one line for the report
     output_files: list[str] = dataclasses.field(default_factory=list)
     # (file name, reason) of skipped images, and (file name, reason, count) of dropped boxes.
     skipped_images: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     dropped_boxes: list[tuple[str, str, int]] = dataclasses.field(default_factory=list)
     clipped_boxes: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+    # (file:line, reason) of dropped boxes and rejected lines whose line is known; those boxes
+    # are named here rather than in `dropped_boxes`.
+    dropped_lines: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+    def reject(self, where: str, reason: str, detail: str = "") -> None:
+        """Counts a line of an annotation file that is not a box as a box read and dropped.
+
+        Args:
+          where: "file:line".
+          reason: the counted reason (`DROP_MALFORMED_*`).
+          detail: what is wrong on the line, for the report.
+        """
+        self.boxes_read += 1
+        self.boxes_dropped[reason] += 1
+        self.dropped_lines.append((where, f"{reason} ({detail})" if detail else reason))
 
     def add(self, example: PreparedExample) -> None:
         """Counts one prepared example (written unless it carries a skip reason)."""
         self.images_read += 1
         self.boxes_read += example.boxes_read
+        named = collections.Counter(reason for _, reason in example.dropped_at)
         for reason, count in example.dropped.items():
             self.boxes_dropped[reason] += count
-            self.dropped_boxes.append((example.filename, reason, count))
+            if count > named[reason]:
+                self.dropped_boxes.append((example.filename, reason, count - named[reason]))
+        self.dropped_lines.extend(example.dropped_at)
         if example.skip_reason is not None:
             self.images_skipped[example.skip_reason] += 1
             reason = example.skip_reason
@@ -229,8 +316,10 @@ class Summary:
             f"{self.name} summary",
             f"  images: read {self.images_read}, written {self.images_written}, skipped "
             f"{sum(self.images_skipped.values())}{reasons(self.images_skipped)}",
-            f"          written without boxes: {self.images_without_boxes}, "
-            f"re-encoded as JPEG: {self.images_reencoded}",
+            f"          written without boxes: {self.images_without_boxes}"
+            + ("" if self.images_without_labels is None else
+               f" ({self.images_without_labels} without a label file)")
+            + f", re-encoded as JPEG: {self.images_reencoded}",
             f"  boxes:  read {self.boxes_read}, written {self.boxes_written}, dropped "
             f"{sum(self.boxes_dropped.values())}{reasons(self.boxes_dropped)}",
             f"          clipped to the image (and written): {self.boxes_clipped}, "
@@ -243,8 +332,11 @@ class Summary:
         if self.output_files:
             lines.append(f"  output: {len(self.output_files)} file(s): {self.output_files[0]}"
                          + (" ..." if len(self.output_files) > 1 else ""))
+        if self.label_map:
+            lines.append(f"  label map: {self.label_map}")
         for title, items in (("skipped images", self.skipped_images),
                              ("dropped boxes", self.dropped_boxes),
+                             ("dropped lines", self.dropped_lines),
                              ("clipped boxes", self.clipped_boxes)):
             if items:
                 lines.append(f"  {title}:")
@@ -256,6 +348,8 @@ class Summary:
 
 
 def _skipped(task: ExampleTask, reason: str, detail: str = "") -> PreparedExample:
+    if task.where:
+        detail = f"{detail}, named at {task.where}" if detail else f"named at {task.where}"
     return PreparedExample(
         source_id=task.source_id, filename=task.filename, skip_reason=reason,
         skip_detail=detail, boxes_read=len(task.boxes),
@@ -303,10 +397,13 @@ def clean_boxes(boxes: Sequence[BoxAnnotation], width: int, height: int,
             reason = None
         if reason is not None:
             example.dropped[reason] = example.dropped.get(reason, 0) + 1
+            if box.where:
+                example.dropped_at.append((box.where, reason))
             continue
         xmin, ymin = max(box.xmin, 0.0), max(box.ymin, 0.0)
         xmax, ymax = min(box.xmax, float(width)), min(box.ymax, float(height))
-        example.boxes_clipped += (xmin, ymin, xmax, ymax) != coords
+        reach = max(-box.xmin, -box.ymin, box.xmax - width, box.ymax - height)
+        example.boxes_clipped += reach > CLIP_TOLERANCE
         example.xmin.append(xmin / width)
         example.ymin.append(ymin / height)
         example.xmax.append(xmax / width)
@@ -323,7 +420,7 @@ def clean_boxes(boxes: Sequence[BoxAnnotation], width: int, height: int,
 def prepare_example(task: ExampleTask) -> PreparedExample:
     """Reads, checks and cleans one image (runs in a worker process)."""
     if task.skip_reason is not None:
-        return _skipped(task, task.skip_reason)
+        return _skipped(task, task.skip_reason, task.skip_detail)
     if not os.path.isfile(task.image_path):
         return _skipped(task, SKIP_MISSING_FILE, task.image_path)
     try:
@@ -337,7 +434,11 @@ def prepare_example(task: ExampleTask) -> PreparedExample:
         source_id=task.source_id, filename=task.filename, encoded=encoded,
         image_format=image_format, width=width, height=height,
         sha256=hashlib.sha256(encoded).hexdigest(), reencoded_from=reencoded_from)
-    clean_boxes(task.boxes, width, height, example)
+    boxes = task.boxes
+    if task.normalized:
+        boxes = [dataclasses.replace(b, xmin=b.xmin * width, xmax=b.xmax * width,
+                                     ymin=b.ymin * height, ymax=b.ymax * height) for b in boxes]
+    clean_boxes(boxes, width, height, example)
     return example
 
 
