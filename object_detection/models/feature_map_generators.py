@@ -33,6 +33,9 @@ from object_detection.models import hyperparams as hp
 def nearest_neighbor_upsampling(features: tf.Tensor, scale: int = 2) -> tf.Tensor:
     """Nearest-neighbour upsampling by reshape and broadcast (no gather; XLA/TPU friendly).
 
+    Columns, then rows, are repeated with tensors of rank 4 at most, which every TFLite kernel
+    and the int8 calibrator take (a [B, H, 1, W, 1, C] broadcast is rank 6).
+
     Args:
       features: [B, H, W, C].
       scale: integer factor.
@@ -46,9 +49,10 @@ def nearest_neighbor_upsampling(features: tf.Tensor, scale: int = 2) -> tf.Tenso
     height = static[1] if static[1] is not None else shape[1]
     width = static[2] if static[2] is not None else shape[2]
     channels = static[3] if static[3] is not None else shape[3]
-    expanded = features[:, :, tf.newaxis, :, tf.newaxis, :]  # [B, H, 1, W, 1, C]
-    expanded = expanded * tf.ones([1, 1, scale, 1, scale, 1], dtype=features.dtype)
-    return tf.reshape(expanded, [batch, height * scale, width * scale, channels])
+    ones = tf.ones([1, 1, scale, 1], dtype=features.dtype)
+    columns = tf.reshape(features, [batch * height, width, 1, channels]) * ones
+    rows = tf.reshape(columns, [batch, height, 1, width * scale * channels]) * ones
+    return tf.reshape(rows, [batch, height * scale, width * scale, channels])
 
 
 def _crop_to(features: tf.Tensor, reference: tf.Tensor) -> tf.Tensor:
