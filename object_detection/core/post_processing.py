@@ -16,7 +16,11 @@ Contract of `batch_multiclass_non_max_suppression`:
 - with a clip_window, NMS runs on the boxes as given; then, as the OD API's
   `multiclass_non_max_suppression` does, every survivor is clipped to the window, those whose
   clipped box has zero area are dropped, and the first max_total_detections of the rest are
-  returned (clipping first would change which boxes suppress which).
+  returned (clipping first would change which boxes suppress which);
+- with `return_anchor_indices`, `detection_anchor_indices` (int32 [B, D], 0 as padding) names
+  the anchor each detection came from: `tf.image.combined_non_max_suppression` returns no
+  indices, so each survivor is found among the inputs by its exact (unclipped) box and its
+  class score, both copied bit for bit by the NMS.
 
 NMS has data-dependent work, so it stays outside the XLA-compiled train step;
 `score_converter` is elementwise and does compile with XLA.
@@ -89,7 +93,8 @@ def batch_multiclass_non_max_suppression(
         iou_threshold: float,
         max_detections_per_class: int,
         max_total_detections: int,
-        clip_window: Optional[tf.Tensor] = None) -> dict[str, tf.Tensor]:
+        clip_window: Optional[tf.Tensor] = None,
+        return_anchor_indices: bool = False) -> dict[str, tf.Tensor]:
     """Per-class NMS over a batch, padded to a fixed number of detections.
 
     Args:
@@ -103,6 +108,7 @@ def batch_multiclass_non_max_suppression(
       max_total_detections: D, the padded number of detections per image, >= 1.
       clip_window: optional float [4] or [B, 4], yxyx normalized; NMS survivors are clipped to
         it afterwards and those of zero clipped area dropped.
+      return_anchor_indices: also return `detection_anchor_indices` (see the module docstring).
 
     Returns:
       Dict keyed by `standard_fields.DetectionResultFields`:
@@ -110,6 +116,7 @@ def batch_multiclass_non_max_suppression(
         detection_scores: float32 [B, D], descending, zeros past num_detections.
         detection_classes: float32 [B, D], 0-based foreground class ids, zeros as padding.
         num_detections: int32 [B], the number of valid leading detections, <= D.
+        detection_anchor_indices: int32 [B, D], with `return_anchor_indices`.
 
     Raises:
       ValueError: for out-of-range thresholds or counts, or inconsistent shapes.
@@ -148,23 +155,44 @@ def batch_multiclass_non_max_suppression(
         clip_boxes=False)
     out_boxes, out_scores, out_classes = nmsed.nmsed_boxes, nmsed.nmsed_scores, nmsed.nmsed_classes
     num_valid = tf.cast(nmsed.valid_detections, tf.int32)
+    unclipped = out_boxes
     if clip_window is not None:
-        out_boxes, out_scores, out_classes, num_valid = _clip_and_prune(
+        out_boxes, out_scores, out_classes, num_valid, unclipped = _clip_and_prune(
             out_boxes, out_scores, out_classes, num_valid, clip_window, max_total_detections)
-    return {
+    result = {
         fields.DetectionResultFields.detection_boxes: out_boxes,
         fields.DetectionResultFields.detection_scores: out_scores,
         fields.DetectionResultFields.detection_classes: out_classes,
         fields.DetectionResultFields.num_detections: num_valid,
     }
+    if return_anchor_indices:
+        result[fields.DetectionResultFields.detection_anchor_indices] = _anchor_indices(
+            boxes, scores, unclipped[:, :max_total_detections],
+            out_scores[:, :max_total_detections], out_classes[:, :max_total_detections],
+            num_valid)
+    return result
+
+
+def _anchor_indices(boxes, scores, out_boxes, out_scores, out_classes, num_valid):
+    """int32 [B, D]: for each survivor, the first anchor with its box and class score (0 past
+    num_valid). boxes [B, A, 4], scores [B, A, K]; out_* [B, D, ...] unclipped survivors."""
+    class_scores = tf.gather(scores, tf.cast(out_classes, tf.int32), axis=2,
+                             batch_dims=1)  # [B, A, D]: every anchor's score in each class
+    same = (tf.reduce_all(tf.equal(boxes[:, tf.newaxis], out_boxes[:, :, tf.newaxis]), axis=-1)
+            & tf.equal(tf.transpose(class_scores, [0, 2, 1]), out_scores[:, :, tf.newaxis]))
+    index = tf.argmax(tf.cast(same, tf.int8), axis=-1, output_type=tf.int32)  # [B, D]
+    valid = tf.range(tf.shape(out_scores)[1])[tf.newaxis] < num_valid[:, tf.newaxis]
+    return tf.where(valid, index, 0)
 
 
 def _clip_and_prune(boxes, scores, classes, num_valid, clip_window, max_total_detections):
     """Clips sorted NMS survivors [B, N, ...] to the window, drops zero-area ones, keeps D.
 
     The survivors keep their score order (a stable top-k over scores with dropped and padding
-    rows set to -1); rows past the new count are zeros, like the unclipped output.
+    rows set to -1); rows past the new count are zeros, like the unclipped output. Also returns
+    the kept boxes unclipped.
     """
+    unclipped = boxes
     boxes = box_ops.clip_to_window(boxes, clip_window)
     rows = tf.range(tf.shape(scores)[1])[tf.newaxis, :]
     keep = (rows < num_valid[:, tf.newaxis]) & (box_ops.area(boxes) > 0.0)  # [B, N]
@@ -176,4 +204,5 @@ def _clip_and_prune(boxes, scores, classes, num_valid, clip_window, max_total_de
     boxes = tf.gather(boxes, order, batch_dims=1) * mask[..., tf.newaxis]
     scores = tf.gather(scores, order, batch_dims=1) * mask
     classes = tf.gather(classes, order, batch_dims=1) * mask
-    return boxes, scores, classes, num_valid
+    unclipped = tf.gather(unclipped, order, batch_dims=1)
+    return boxes, scores, classes, num_valid, unclipped

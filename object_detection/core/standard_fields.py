@@ -40,6 +40,11 @@ class DetectionResultFields:
     detection_scores = "detection_scores"  # float32 [B, max_detections]
     detection_classes = "detection_classes"  # float32 [B, max_detections]
     num_detections = "num_detections"  # float32 [B] (int32 inside the package)
+    # Export extras (as the OD API's exporter_main_v2 signature):
+    detection_anchor_indices = "detection_anchor_indices"  # int32 [B, max_detections]
+    detection_multiclass_scores = "detection_multiclass_scores"  # float32 [B, max_det, K']
+    raw_detection_boxes = "raw_detection_boxes"  # float32 [B, A, 4], decoded, before NMS
+    raw_detection_scores = "raw_detection_scores"  # float32 [B, A, K'], converted, before NMS
 
 
 class LossFields:

@@ -5,9 +5,9 @@ r"""Exports a trained detector as a SavedModel (the OD API's `exporter_main_v2.p
         --trained_checkpoint_dir=/results/SSD320_FP16_1GPU \
         --output_directory=/results/exported [--config_override=...]
 
-Writes OUT/saved_model (signature `serving_default`: uint8 [B, H, W, 3] images of any size ->
-detection_boxes, detection_scores, detection_classes (1-based), num_detections),
-OUT/checkpoint and OUT/pipeline.config. See `exporter_lib` for the contract.
+Writes OUT/saved_model (signature `serving_default`: images (`--input_type`) -> detection_boxes,
+detection_scores, detection_classes (1-based), num_detections and the OD API's extra outputs),
+OUT/checkpoint/ckpt-0 and OUT/pipeline.config. See `exporter_lib` for the contract.
 """
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ if __package__ in (None, ""):  # run as a script path: make the package importab
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
         os.path.abspath(__file__)))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from object_detection.export.signatures import INPUT_TYPES  # noqa: E402 (no TensorFlow)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -39,8 +41,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="Dotted override (e.g. model.ssd.post_processing."
                              "batch_non_max_suppression.score_threshold=0.05) or a text-proto "
                              "fragment; repeatable.")
-    parser.add_argument("--input_type", default="image_tensor", choices=["image_tensor"],
-                        help="Only image_tensor (uint8 [B, H, W, 3]) is supported.")
+    parser.add_argument("--input_type", default="image_tensor", choices=INPUT_TYPES,
+                        help="image_tensor: uint8 [B, H, W, 3]; float_image_tensor: float32 "
+                             "[B, H, W, 3] 0..255; encoded_image_string_tensor: string [B] "
+                             "(JPEG/PNG bytes); tf_example: string [B] serialized tf.Example.")
     return parser.parse_args(argv)
 
 
@@ -53,11 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         path = exporter_lib.export_from_pipeline_file(
             args.pipeline_config_path, args.trained_checkpoint_dir, args.output_directory,
-            args.config_override)
+            args.config_override, args.input_type)
     except (ConfigError, FileNotFoundError, exporter_lib.CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"exported SavedModel to {path}", flush=True)
+    print(f"exported SavedModel ({args.input_type}) to {path}", flush=True)
     return 0
 
 

@@ -32,6 +32,7 @@ import tensorflow as tf
 from object_detection.core import image_resizer
 from object_detection.core import losses as losses_lib
 from object_detection.core import post_processing
+from object_detection.core.standard_fields import DetectionResultFields as D
 from object_detection.core.standard_fields import InputFields as F
 from object_detection.core.standard_fields import LossFields
 from object_detection.core.standard_fields import PredictionFields as P
@@ -167,8 +168,13 @@ class SSDMetaArch(keras.Model):
         Returns:
           box_encodings float32 [B, A, 4]; class_predictions_with_background float32 [B, A, K'].
         """
-        features = self.feature_extractor(self.feature_extractor.preprocess(images),
-                                          training=training)
+        return self.predict_normalized(self.feature_extractor.preprocess(images), training)
+
+    def predict_normalized(self, images: tf.Tensor, training: bool = False
+                           ) -> dict[str, tf.Tensor]:
+        """`call` without the model preprocessing: `images` are already normalized as the
+        feature extractor's `preprocess` does (the OD API TFLite model's input)."""
+        features = self.feature_extractor(images, training=training)
         predictions = self.box_predictor(features, training=training)
         return {
             P.box_encodings: tf.cast(predictions[P.box_encodings], tf.float32),
@@ -253,7 +259,8 @@ class SSDMetaArch(keras.Model):
         return self.losses_from_targets(predictions, targets, targets["num_matches"])
 
     def postprocess(self, predictions: Mapping[str, tf.Tensor],
-                    true_image_shapes: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
+                    true_image_shapes: tf.Tensor | None = None,
+                    raw_outputs: bool = False) -> dict[str, tf.Tensor]:
         """Decoded, scored, non-max-suppressed detections.
 
         Args:
@@ -261,24 +268,30 @@ class SSDMetaArch(keras.Model):
           true_image_shapes: int32 [B, 3], accepted for the OD API signature
             `postprocess(prediction_dict, true_image_shapes)`; not needed: with the
             fixed_shape_resizer every image fills the model input, and boxes are normalized to it.
+          raw_outputs: also return the OD API export's extra outputs (below).
 
         Returns:
           detection_boxes float32 [B, D, 4] yxyx normalized to the model input (NMS on the
           decoded boxes, then clipped to [0, 1] and zero-area boxes dropped),
           detection_scores float32 [B, D], detection_classes float32 [B, D] 0-based,
-          num_detections int32 [B]; rows past num_detections are zeros.
+          num_detections int32 [B]; rows past num_detections are zeros. With `raw_outputs`,
+          as the OD API's: raw_detection_boxes float32 [B, A, 4] (decoded, before NMS),
+          raw_detection_scores float32 [B, A, K'] (converted, background column included when
+          the model has one), detection_anchor_indices int32 [B, D] and
+          detection_multiclass_scores float32 [B, D, K'] (the raw scores of each detection's
+          anchor; zeros past num_detections).
         """
         del true_image_shapes  # see Args
         opts = self.postprocess_options
         batch = tf.shape(predictions[P.box_encodings])[0]
         anchors = tf.broadcast_to(self.anchors, [batch, self.num_anchors, 4])
         boxes = self.target_assigner.box_coder.decode(predictions[P.box_encodings], anchors)
-        scores = post_processing.score_converter(
+        raw_scores = post_processing.score_converter(
             predictions[P.class_predictions_with_background], opts.score_converter,
             logit_scale=opts.logit_scale)
-        if self.add_background_class:
-            scores = scores[..., 1:]  # drop the background column
-        return post_processing.batch_multiclass_non_max_suppression(
+        # Drop the background column.
+        scores = raw_scores[..., 1:] if self.add_background_class else raw_scores
+        detections = post_processing.batch_multiclass_non_max_suppression(
             boxes, scores,
             score_threshold=opts.score_threshold,
             iou_threshold=opts.iou_threshold,
@@ -286,7 +299,17 @@ class SSDMetaArch(keras.Model):
             max_total_detections=opts.max_total_detections,
             # The whole model input: with the fixed_shape_resizer every image fills it.
             clip_window=tf.constant([0.0, 0.0, 1.0, 1.0]),
+            return_anchor_indices=raw_outputs,
         )
+        if raw_outputs:
+            indices = detections[D.detection_anchor_indices]
+            valid = tf.range(tf.shape(indices)[1])[tf.newaxis] < \
+                detections[D.num_detections][:, tf.newaxis]
+            detections[D.detection_multiclass_scores] = tf.where(
+                valid[..., tf.newaxis], tf.gather(raw_scores, indices, batch_dims=1), 0.0)
+            detections[D.raw_detection_boxes] = boxes
+            detections[D.raw_detection_scores] = raw_scores
+        return detections
 
     def provide_groundtruth(self, *args, **kwargs):
         """OD API adapter: ground truth is passed to `compute_losses` explicitly here."""
