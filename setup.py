@@ -27,5 +27,9 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "grpcio-tools==1.85.1"],
+        # ONNX export (object_detection.export.export_onnx) and its runner. Checked together
+        # beside tensorflow 2.21 / protobuf 7.36 / numpy 2.4 (pip changes none of them); onnx
+        # is pinned too because tf2onnx 1.17 only asks for onnx>=1.14.
+        "onnx": ["tf2onnx==1.17.0", "onnxruntime==1.32.0", "onnx==1.23.2"],
     },
 )
