@@ -3,11 +3,14 @@ r"""Runs a detector on image files: COCO-format detections json, optionally draw
     python -m object_detection.export.infer --saved_model_dir=/results/exported \
         --images='/data/test/*.jpg' --output_json=det.json \
         [--output_images_dir=drawn --label_map_path=label_map.pbtxt --min_score=0.3]
+    python -m object_detection.export.infer --saved_model_dir=/results/tflite/model.tflite ...
     python -m object_detection.export.infer --pipeline_config_path=P --checkpoint_dir=M ...
 
-The detector is an export of `exporter_main` (`--saved_model_dir`: the export directory or its
-saved_model/), or a training checkpoint with its pipeline config, run in this process through the
-same code as the export signature. `--images` is a file, a folder (its .jpg/.jpeg/.png/.bmp
+The detector is an export (`--saved_model_dir`): a SavedModel of `exporter_main` (the export
+directory or its saved_model/), a .tflite of `export_tflite_graph_tf2` (with the pipeline.config
+beside it) or an ONNX file of `export_onnx` (or its directory); or a training checkpoint with its
+pipeline config, run in this process through the same code as the export signature. All give
+the same json (1-based label-map ids). `--images` is a file, a folder (its .jpg/.jpeg/.png/.bmp
 files) or a glob. Images of any size are fed as they are (the model resizes them).
 
 The json is a list of COCO results: {"image_id": file stem (an int when the stem is a number),
@@ -88,6 +91,20 @@ def saved_model_detector(saved_model_dir: str) -> Detector:
 
     detect.keep_alive = loaded  # the signature needs its object alive
     return detect
+
+
+def export_detector(path: str) -> Detector:
+    """The detector of an export: a .tflite file, an ONNX file (or a directory holding
+    model.onnx), or a SavedModel export."""
+    if path.endswith(".tflite"):
+        from object_detection.export import tflite_exporter
+
+        return tflite_exporter.tflite_detector(path)
+    if path.endswith(".onnx") or os.path.isfile(os.path.join(path, "model.onnx")):
+        from object_detection.export import onnx_exporter
+
+        return onnx_exporter.onnx_detector(path)
+    return saved_model_detector(path)
 
 
 def checkpoint_detector(configs: Mapping, checkpoint: str) -> Detector:
@@ -187,8 +204,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="python -m object_detection.export.infer",
         description="Detect objects in images: COCO results json, optionally drawn images.")
     source = parser.add_argument_group("detector (one of)")
-    source.add_argument("--saved_model_dir", help="An exporter_main output directory (or its "
-                        "saved_model/).")
+    source.add_argument("--saved_model_dir", help="An export: an exporter_main output "
+                        "directory (or its saved_model/), a .tflite file or an ONNX file (or "
+                        "its directory).")
     source.add_argument("--pipeline_config_path", help="With --checkpoint_dir: run a training "
                         "checkpoint in this process.")
     source.add_argument("--checkpoint_dir", help="Model directory (newest checkpoint) or "
@@ -220,9 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     from object_detection.data import label_map_util
     from object_detection.export import exporter_lib
+    from object_detection.export.onnx_exporter import OnnxModelError, OnnxUnavailableError
     from object_detection.utils import config_util
     from object_detection.utils.errors import ConfigError
-
     image_paths = list_images(args.images)
     if not image_paths:
         print(f"error: --images {args.images!r}: no image file ({', '.join(IMAGE_EXTENSIONS)}) "
@@ -231,11 +249,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.saved_model_dir:
             export_dir = os.path.abspath(args.saved_model_dir)
-            # pipeline.config sits in the export directory, beside saved_model/.
+            # pipeline.config sits in the export directory, beside saved_model/ (or the file).
             candidates = [os.path.join(d, config_util.PIPELINE_CONFIG_NAME)
                           for d in (export_dir, os.path.dirname(export_dir))]
             config_path = next((c for c in candidates if os.path.isfile(c)), None)
-            detector = saved_model_detector(args.saved_model_dir)
+            detector = export_detector(args.saved_model_dir)
         else:
             config_path = args.pipeline_config_path
             configs = config_util.get_configs_from_pipeline_file(
@@ -248,7 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 category_index = label_map_util.create_category_index_from_labelmap(label_map)
             else:
                 logger.info("no label map: classes are drawn by id")
-    except (ConfigError, FileNotFoundError, exporter_lib.CheckpointError) as e:
+    except (ConfigError, FileNotFoundError, exporter_lib.CheckpointError, OnnxModelError,
+            OnnxUnavailableError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     summary = run(detector, image_paths, args.output_json, args.output_images_dir,
