@@ -24,6 +24,9 @@ setup(
         "tqdm>=4.66",
         "matplotlib>=3.8",
         "tensorboard>=2.20",  # tf.summary needs it; TF 2.21 no longer depends on it
+        # The TFLite runtime (tf.lite.Interpreter is deprecated in TF 2.21); its regular NMS
+        # was checked to drop a class with more than one thread (tflite_exporter works round).
+        "ai-edge-litert==2.3.0",
     ],
     extras_require={
         "test": ["pytest>=8", "grpcio-tools==1.85.1"],
