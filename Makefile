@@ -15,11 +15,14 @@ $(STAMP): setup.py
 	$(PY) -m pip install -e '.[test,onnx]'
 	touch $(STAMP)
 
+# Two test processes (--dist loadfile: a file's tests, and its module fixtures, stay together).
+TEST_WORKERS ?= 2
+
 test: $(STAMP) horovod
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m slow -n $(TEST_WORKERS) --dist loadfile
 
 DEMO := demo_output
 DEMO_OVERRIDES := \
