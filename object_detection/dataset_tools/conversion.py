@@ -131,6 +131,22 @@ def write_label_map(path: str, ids: Mapping[str, int]) -> None:
     label_map_util.write_label_map(path, dict(ids))
 
 
+def default_label_map_output_path(output_path: str) -> str:
+    """`label_map.pbtxt` beside the records a converter writes (its `--output_path`)."""
+    return os.path.join(os.path.dirname(os.path.abspath(output_path)), "label_map.pbtxt")
+
+
+def define_output_flags(flags_module) -> None:
+    """The output flags every converter shares (`--output_path --num_shards --num_workers
+    --progress`), defined on absl `flags_module`."""
+    flags_module.DEFINE_string("output_path", "", "Output TFRecord path (base path when "
+                               "sharded).")
+    flags_module.DEFINE_integer("num_shards", 1, "Number of output shards.")
+    flags_module.DEFINE_integer("num_workers", os.cpu_count() or 1,
+                                "Processes reading and checking images in parallel.")
+    flags_module.DEFINE_boolean("progress", True, "Show a progress bar.")
+
+
 def describe_ids(ids: Mapping[str, int], limit: int = 10) -> str:
     """'WBC=1, RBC=2, ...' in id order, at most `limit` of them."""
     items = sorted(ids.items(), key=lambda item: item[1])

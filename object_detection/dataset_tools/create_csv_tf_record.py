@@ -205,10 +205,6 @@ def csv_tasks(contents: CsvContents, images_dir: str,
     return tasks
 
 
-def default_label_map_output_path(output_path: str) -> str:
-    return os.path.join(os.path.dirname(os.path.abspath(output_path)), "label_map.pbtxt")
-
-
 def convert_csv(csv_input: str, images_dir: str, output_path: str, *,
                 label_map_path: str | None = None, label_map_output_path: str | None = None,
                 num_shards: int = 1, num_workers: int = 1,
@@ -241,7 +237,7 @@ def convert_csv(csv_input: str, images_dir: str, output_path: str, *,
     else:
         label_ids = {name: i + 1 for i, name in enumerate(contents.classes)}
         label_map_output_path = (label_map_output_path
-                                 or default_label_map_output_path(output_path))
+                                 or conversion.default_label_map_output_path(output_path))
         conversion.check_label_map_output("label_map_output_path", label_map_output_path,
                                           label_ids, LABEL_MAP_HINT)
         label_map_note = (f"{label_map_output_path} (written: "
@@ -305,11 +301,7 @@ def _define_flags() -> None:
     flags.DEFINE_string("label_map_output_path", "", "Where the label map is written when "
                         "--label_map_path is not given (default: label_map.pbtxt beside "
                         "--output_path).")
-    flags.DEFINE_string("output_path", "", "Output TFRecord path (base path when sharded).")
-    flags.DEFINE_integer("num_shards", 1, "Number of output shards.")
-    flags.DEFINE_integer("num_workers", os.cpu_count() or 1,
-                         "Processes reading and checking images in parallel.")
-    flags.DEFINE_boolean("progress", True, "Show a progress bar.")
+    conversion.define_output_flags(flags)
 
 
 if __name__ == "__main__":

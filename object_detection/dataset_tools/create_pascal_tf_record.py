@@ -160,11 +160,7 @@ def _define_flags() -> None:
     flags.DEFINE_string("images_dir", "", "Folder of the images.")
     flags.DEFINE_string("image_list", "", "Optional file of image ids, one per line.")
     flags.DEFINE_string("label_map_path", "", "Label map (StringIntLabelMap text format).")
-    flags.DEFINE_string("output_path", "", "Output TFRecord path (base path when sharded).")
-    flags.DEFINE_integer("num_shards", 1, "Number of output shards.")
-    flags.DEFINE_integer("num_workers", os.cpu_count() or 1,
-                         "Processes reading and checking images in parallel.")
-    flags.DEFINE_boolean("progress", True, "Show a progress bar.")
+    conversion.define_output_flags(flags)
 
 
 if __name__ == "__main__":

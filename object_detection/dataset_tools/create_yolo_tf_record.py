@@ -182,10 +182,6 @@ def yolo_tasks(images_dir: str, labels_dir: str, names: list[str], names_path: s
     return tasks
 
 
-def default_label_map_output_path(output_path: str) -> str:
-    return os.path.join(os.path.dirname(os.path.abspath(output_path)), "label_map.pbtxt")
-
-
 def convert_yolo(images_dir: str, names_path: str, output_path: str, *,
                  labels_dir: str | None = None, label_map_output_path: str | None = None,
                  num_shards: int = 1, num_workers: int = 1,
@@ -212,7 +208,7 @@ def convert_yolo(images_dir: str, names_path: str, output_path: str, *,
     """
     names = read_names(names_path)
     label_ids = {name: k + 1 for k, name in enumerate(names)}
-    label_map_output_path = label_map_output_path or default_label_map_output_path(output_path)
+    label_map_output_path = label_map_output_path or conversion.default_label_map_output_path(output_path)
     conversion.check_label_map_output("label_map_output_path", label_map_output_path,
                                       label_ids, LABEL_MAP_HINT)
     summary = conversion.Summary(
@@ -273,11 +269,7 @@ def _define_flags() -> None:
                         "obj.names); line k is class id k - 1.")
     flags.DEFINE_string("label_map_output_path", "", "Where the label map is written (default: "
                         "label_map.pbtxt beside --output_path).")
-    flags.DEFINE_string("output_path", "", "Output TFRecord path (base path when sharded).")
-    flags.DEFINE_integer("num_shards", 1, "Number of output shards.")
-    flags.DEFINE_integer("num_workers", os.cpu_count() or 1,
-                         "Processes reading and checking images in parallel.")
-    flags.DEFINE_boolean("progress", True, "Show a progress bar.")
+    conversion.define_output_flags(flags)
 
 
 if __name__ == "__main__":
