@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # train() writes its per-step records here; the first one dates the end of step 1.
     steps_report = os.path.join(model_dir, "benchmark_steps.json")
     options = train_lib.RunOptions(
-        model_dir=model_dir, num_train_steps=args.num_steps, eval_count=0, amp=args.amp,
+        model_dir=model_dir, num_train_steps=args.num_steps, eval_count=0, amp=policy != "float32",
         allow_xla=args.allow_xla, raport_file=steps_report, random_data=True,
         benchmark_last_k=args.benchmark_last_k, log_every_n=1,
         checkpoint_every_n=10 ** 9, keep_checkpoint_max=1)

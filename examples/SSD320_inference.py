@@ -8,8 +8,8 @@ Times the full inference of a batch of random uint8 images at the model's input 
 the network (preprocessing, backbone, FPN, box predictor) and the post-processing (box decoding,
 sigmoid and batched multiclass NMS), in one tf.function, waiting for the results of every
 iteration. Without --checkpoint_dir the weights are random (the speed does not depend on them).
-`--amp` sets the mixed dtype policy (mixed_bfloat16 on CPUs and Ampere+ GPUs, mixed_float16 on
-older GPUs); `--allow_xla` compiles the network with XLA (NMS stays outside, as in training).
+`--amp` sets the mixed dtype policy (mixed_bfloat16 on Ampere+ GPUs and CPUs with native
+bfloat16, mixed_float16 on older GPUs, float32 on other CPUs); `--allow_xla` compiles the network with XLA (NMS stays outside, as in training).
 
 Prints and writes to the DLLogger report (`--raport_file`) the seed's keys: `infer_throughput`
 (img/s = batch_size x benchmark_iters / total time), `eval_avg_latency` and

@@ -31,6 +31,8 @@ flags.DEFINE_boolean("run_once", False, "With --checkpoint_dir: evaluate the new
 flags.DEFINE_integer("sample_1_of_n_eval_examples", 1, "Evaluate one example of every n.")
 flags.DEFINE_boolean("amp", False, "Mixed precision: float16 with loss scaling on GPUs without "
                      "bfloat16, bfloat16 elsewhere.")
+flags.DEFINE_enum("amp_on_cpu", "auto", ["auto", "bfloat16"], "--amp on a CPU: auto: bfloat16 "
+                  "only where it is native (avx512_bf16 / AMX), else float32; bfloat16: always.")
 flags.DEFINE_boolean("allow_xla", False, "Compile the train step with XLA.")
 flags.DEFINE_string("raport_file", None, "DLLogger-style JSON-lines report file.")
 flags.DEFINE_multi_string("config_override", [], "Dotted override of the pipeline config, e.g. "
@@ -118,7 +120,9 @@ def main(argv):
             return 2
         distribution.split_cpu(FLAGS.cpu_replicas)
     try:
-        policy = precision.set_policy(FLAGS.amp, configs["train_config"].use_bfloat16)
+        policy = precision.set_policy(
+            FLAGS.amp, configs["train_config"].use_bfloat16,
+            cpu_bfloat16="force" if FLAGS.amp_on_cpu == "bfloat16" else "auto")
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -235,6 +235,31 @@ def test_use_bfloat16_asks_for_bfloat16_compute(monkeypatch):
     assert precision.choose_policy(True) == "mixed_float16"
 
 
+def test_amp_on_a_cpu_uses_bfloat16_only_where_it_is_native(monkeypatch, tmp_path, caplog):
+    import logging
+
+    avx2 = tmp_path / "avx2"
+    avx2.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma avx512f\n")
+    sapphire = tmp_path / "amx"
+    sapphire.write_text("flags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16\n")
+    assert not precision.cpu_has_native_bfloat16(str(avx2))
+    assert precision.cpu_has_native_bfloat16(str(sapphire))
+    assert not precision.cpu_has_native_bfloat16(str(tmp_path / "missing"))
+
+    monkeypatch.setattr(precision, "cpu_has_native_bfloat16", lambda: False)
+    assert precision.choose_policy(True) == "float32"
+    assert precision.choose_policy(True, cpu_bfloat16="force") == "mixed_bfloat16"
+    assert precision.choose_policy(False, use_bfloat16=True) == "mixed_bfloat16"  # asked for
+    with caplog.at_level(logging.INFO, logger="object_detection"):
+        assert precision.set_policy(True) == "float32"
+    assert "no native bfloat16" in caplog.text and "--amp_on_cpu=bfloat16" in caplog.text
+    monkeypatch.setattr(precision, "cpu_has_native_bfloat16", lambda: True)
+    assert precision.choose_policy(True) == "mixed_bfloat16"
+    monkeypatch.setattr(precision, "_gpu_compute_capability", lambda: 8)  # GPUs: unchanged
+    assert precision.choose_policy(True) == "mixed_bfloat16"
+    precision.set_policy(False)
+
+
 # --------------------------------------------------------------------------------------------
 # SIGTERM: checkpoint at the step, exit 0, restart resumes
 
