@@ -1,7 +1,7 @@
 r"""Latency of every shipped form of one detector, side by side in one run, batch 1.
 
     python benchmarks/export_latency_benchmark.py [--pipeline_config_path=configs/ssd320_full_1gpus.config] \
-        [--runs=30] [--threads=2] [--skip=onnx,amp]
+        [--runs=30] [--threads=2] [--skip=onnx,bf16]
 
 Builds the model of the config with random weights (latency does not depend on them) and
 measures, on one 320x320 image, with `--threads` threads each:
