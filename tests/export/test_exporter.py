@@ -203,10 +203,10 @@ def test_encoded_images_of_different_sizes_share_a_batch(small_model, test_image
     both = module(tf.constant([_encoded(test_image), _encoded(small)]))
     alone = exporter_lib.DetectionModule(small_model)(tf.constant(small[np.newaxis]))
     # The same image alone or second in a batch: equal to float32 round-off (batched kernels).
-    n = int(alone["num_detections"][0])
+    # Round-off may flip which of two overlapping boxes tied in score NMS keeps (tie_iou).
     assert_same_detections({k: v.numpy()[0] for k, v in alone.items()},
-                           {k: v.numpy()[1] for k, v in both.items()}, top_k=n,
-                           score_tol=1e-5, box_tol=1e-5)
+                           {k: v.numpy()[1] for k, v in both.items()}, top_k=20,
+                           score_tol=1e-5, box_tol=1e-5, tie_iou=0.6)
 
 
 def test_the_extra_outputs_describe_the_detections(exported_in_memory, test_image):
