@@ -2,7 +2,7 @@ r"""Training benchmark: `model_main`'s train() on random data, img/s, first step
 
     python benchmarks/train_benchmark.py --pipeline_config_path=configs/ssd320_full_1gpus.config \
         --batch_size=8 --num_steps=8 --benchmark_last_k=4 [--amp] [--allow_xla] \
-        [--raport_file=train_bench.json]
+        [--steps_per_loop=N] [--raport_file=train_bench.json]
 
 Runs the real training loop (train_lib.train with RunOptions(random_data=True, eval_count=0):
 target assignment, forward, losses, backward, optimizer update; no input pipeline, no
@@ -13,7 +13,13 @@ evaluation) in a temporary model directory, and reports:
 - `time_to_first_step_s`: from the start of this process (Python startup, imports, model build,
   tracing and compilation included) to the end of the first training step;
 - `first_step_s`: the first step alone (tracing and compilation included);
-- `peak_rss_mib`: the peak resident memory of the process (resource.getrusage ru_maxrss).
+- `peak_rss_mib`: the peak resident memory of the process (resource.getrusage ru_maxrss);
+- the start-up split (`startup_*_s`): before train() (Python, imports, config, engine), model
+  and optimizer build, tracing the step, its first call (graph optimization, compilation and
+  the first step or loop) and the rest (input pipeline, restore, reports).
+
+With `--steps_per_loop N` the steps run N per call (`model_main --steps_per_loop`); a step's
+time is then its loop's time / N.
 
 `fine_tune_checkpoint` is ignored (random initial weights: the speed does not depend on them).
 Printed, and appended to the DLLogger report as a `step: []` record.
@@ -66,6 +72,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--num_steps", type=int, default=20, help="Training steps to run.")
     parser.add_argument("--benchmark_last_k", type=int, default=0,
                         help="Throughput over the last K steps (0: all but the first).")
+    parser.add_argument("--steps_per_loop", type=int, default=1,
+                        help="Training steps per call of the compiled loop.")
     parser.add_argument("--amp", action="store_true", help="Mixed precision dtype policy.")
     parser.add_argument("--allow_xla", action="store_true", help="Compile the train step "
                         "with XLA.")
@@ -77,6 +85,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.num_steps < 1 or (args.batch_size is not None and args.batch_size < 1):
         parser.error("need --num_steps >= 1 and --batch_size >= 1.")
+    if args.steps_per_loop < 1:
+        parser.error("need --steps_per_loop >= 1.")
     if not 0 <= args.benchmark_last_k < args.num_steps + 1:
         parser.error("need 0 <= --benchmark_last_k <= --num_steps.")
     return args
@@ -110,7 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         model_dir=model_dir, num_train_steps=args.num_steps, eval_count=0, amp=policy != "float32",
         allow_xla=args.allow_xla, raport_file=steps_report, random_data=True,
         benchmark_last_k=args.benchmark_last_k, log_every_n=1,
-        checkpoint_every_n=10 ** 9, keep_checkpoint_max=1)
+        checkpoint_every_n=10 ** 9, keep_checkpoint_max=1, steps_per_loop=args.steps_per_loop)
+    train_called = time.time()
     try:
         result = train_lib.train(configs, options, engine)
         step_records = [r for r in read_report(steps_report) if isinstance(r["step"], int)]
@@ -126,7 +137,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "global_batch_size": int(configs["train_config"].batch_size)
         * engine.num_replicas_in_sync,
         "steps": int(result["steps"]),
+        "steps_per_loop": args.steps_per_loop,
+        # Start-up, process start to the end of the first step: Python, imports, config and
+        # engine; building the model and optimizer; tracing the step; its first call (graph
+        # optimization, compilation, the first steps); the rest (restore, input, reports).
+        "startup_before_train_s": train_called - process_start,
+        **{k: float(v) for k, v in result.items() if k.startswith("startup_")},
     }
+    summary["startup_rest_s"] = summary["time_to_first_step_s"] - sum(
+        summary.get(f"startup_{k}_s", 0.0) for k in ("before_train", "build", "trace", "first_call"))
     report = DLLogger(args.raport_file)
     report.log("PARAMETER", {
         "pipeline_config_path": args.pipeline_config_path, "num_steps": args.num_steps,
@@ -140,6 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{', XLA' if args.allow_xla else ''})")
     print(f"time to first step: {summary['time_to_first_step_s']:.1f} s from process start "
           f"(first step alone {summary['first_step_s']:.1f} s)")
+    print("start-up split: " + ", ".join(
+        f"{k[len('startup_'):-2]} {summary[k]:.1f} s" for k in (
+            "startup_before_train_s", "startup_build_s", "startup_trace_s",
+            "startup_first_call_s", "startup_rest_s") if k in summary))
     print(f"peak memory (RSS): {summary['peak_rss_mib']:.0f} MiB", flush=True)
     return 0
 

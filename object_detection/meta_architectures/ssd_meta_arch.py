@@ -38,6 +38,9 @@ from object_detection.core.standard_fields import LossFields
 from object_detection.core.standard_fields import PredictionFields as P
 
 CLASSIFICATION_LOSSES = ("sigmoid_focal", "sigmoid")
+# The fields of a batch that `assign_targets` reads.
+GROUNDTRUTH_KEYS = (F.groundtruth_boxes, F.groundtruth_classes, F.groundtruth_weights,
+                    F.num_groundtruth_boxes)
 LOCALIZATION_LOSSES = ("smooth_l1", "l2")
 
 

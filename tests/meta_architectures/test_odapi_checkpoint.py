@@ -175,7 +175,7 @@ def test_evaluation_restores_an_odapi_checkpoint_with_its_step(tmp_path):
                                      extra={"step/.ATTRIBUTES/VARIABLE_VALUE": np.int64(321)})
     configs = config_util.get_configs_from_pipeline_file(
         os.path.join(ROOT, "configs", config + ".config"))
-    session = train_lib.Session(configs, train_lib.RunOptions(model_dir=str(tmp_path)),
+    session = train_lib.RunState(configs, train_lib.RunOptions(model_dir=str(tmp_path)),
                                 distribution.make_engine("tf", "default"))
     train_lib._restore_for_evaluation(session, prefix)
     assert session.step == 321

@@ -143,7 +143,7 @@ def test_a_fine_tune_mistake_is_a_config_error_naming_the_field(tmp_path):
     configs = config_util.get_configs_from_pipeline_file(
         str(SEED / "ssd320_full_1gpus.config"),
         config_override=[f"train_config.fine_tune_checkpoint={slim101}"])
-    session = train_lib.Session(configs, train_lib.RunOptions(model_dir=str(tmp_path / "m")),
+    session = train_lib.RunState(configs, train_lib.RunOptions(model_dir=str(tmp_path / "m")),
                                 distribution.make_engine("tf", "default"))
     with pytest.raises(ConfigError, match=r"^train_config.fine_tune_checkpoint: .*resnet_v1_101"):
         checkpoints.restore_or_initialize(session, str(tmp_path / "m"))

@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from object_detection.core.standard_fields import InputFields as F  # noqa: E402
-from object_detection.training import distribution, train_lib  # noqa: E402
+from object_detection.training import distribution, train_lib, train_step  # noqa: E402
 from object_detection.utils import config_util  # noqa: E402
 
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs",
@@ -90,7 +90,7 @@ def main() -> int:
         CONFIG, config_override=OVERRIDES + CASES[args.case]
         + [f"train_config.batch_size={batch}"])
     options = train_lib.RunOptions(model_dir=os.path.dirname(args.out), eval_count=0)
-    session = train_lib.Session(configs, options, engine)
+    session = train_lib.RunState(configs, options, engine)
     engine.broadcast_initial_state(
         list(session.model.variables) + list(session.optimizer.variables))
     data = global_batch(PER_WORKER_BATCH * 2)
@@ -104,7 +104,7 @@ def main() -> int:
     initial = {f"init|{i:04d}": np.asarray(v.numpy())
                for i, v in enumerate(session.model.trainable_variables)}
     iterator = iter(engine.distribute_dataset(dataset_fn))
-    losses = train_lib.make_train_step(session)(iterator)
+    losses = train_step.make_train_step(session)(iterator)
     print(f"worker {engine.worker_index}/{workers}: total loss "
           f"{float(losses['Loss/total_loss']):.6f}", flush=True)
     if engine.is_chief:

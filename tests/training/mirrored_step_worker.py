@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from dist_step_worker import CASES, CONFIG, OVERRIDES, global_batch  # noqa: E402
 
 from object_detection.core.standard_fields import InputFields as F  # noqa: E402
-from object_detection.training import distribution, train_lib  # noqa: E402
+from object_detection.training import distribution, train_lib, train_step  # noqa: E402
 from object_detection.utils import config_util  # noqa: E402
 
 GLOBAL_BATCH = 4
@@ -61,7 +61,7 @@ def _session(overrides: list[str], replicas: int, initial: list[np.ndarray] | No
         engine.strategy = _STRATEGIES[replicas]
         engine.num_replicas_in_sync = replicas
     keras.utils.set_random_seed(0)
-    session = train_lib.Session(configs, train_lib.RunOptions(model_dir="/tmp/unused"), engine)
+    session = train_lib.RunState(configs, train_lib.RunOptions(model_dir="/tmp/unused"), engine)
     if initial is not None:
         for variable, value in zip(session.model.variables, initial):
             variable.assign(value)
@@ -86,7 +86,7 @@ def _step(overrides: list[str], replicas: int, initial):
     model = session.model
     before = _vector(model.trainable_variables)
     start = [np.asarray(v.numpy()) for v in model.variables]
-    train_lib.make_train_step(session)(iter(session.engine.distribute_dataset(dataset_fn)))
+    train_step.make_train_step(session)(iter(session.engine.distribute_dataset(dataset_fn)))
     return (_vector(model.trainable_variables) - before,
             _vector(model.non_trainable_variables), start)
 

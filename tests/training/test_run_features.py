@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from object_detection.core.standard_fields import InputFields as F
 from object_detection.core.standard_fields import LossFields
-from object_detection.training import distribution, precision, train_lib, trainable
+from object_detection.training import distribution, precision, train_lib, train_step, trainable
 from object_detection.utils import config_util
 from object_detection.utils.errors import ConfigError
 
@@ -31,7 +31,7 @@ def _configs(overrides, *extra):
 
 def _session(configs, model_dir, **options):
     opts = train_lib.RunOptions(model_dir=str(model_dir), **options)
-    return train_lib.Session(configs, opts, distribution.make_engine("tf", "default"))
+    return train_lib.RunState(configs, opts, distribution.make_engine("tf", "default"))
 
 
 def _first_eval_batch(configs, sample_1_of_n=1):
@@ -46,7 +46,7 @@ def _train_on(session, batch, steps):
     fixed = {k: batch[k] for k in keys}
     iterator = iter(session.engine.distribute_dataset(
         lambda ctx=None: tf.data.Dataset.from_tensors(fixed).repeat()))
-    step = train_lib.make_train_step(session)
+    step = train_step.make_train_step(session)
     return [{k: float(v) for k, v in step(iterator).items()} for _ in range(steps)]
 
 

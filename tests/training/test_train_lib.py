@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from object_detection.core.standard_fields import InputFields as F
-from object_detection.training import dllogger, distribution, train_lib
+from object_detection.training import dllogger, distribution, train_lib, train_step
 from object_detection.utils import config_util
 
 from .conftest import REPO, SMALL_CONFIG
@@ -72,8 +72,9 @@ def test_allow_xla_compiles_and_trains(small_overrides, tmp_path):
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-2")
 
 
+@pytest.mark.parametrize("steps_per_loop", [1, 4])
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(small_overrides, tmp_path,
-                                                           monkeypatch):
+                                                           monkeypatch, steps_per_loop):
     configs = _configs(small_overrides)
     _train(configs, tmp_path, 2)
     good = tf.train.latest_checkpoint(str(tmp_path))
@@ -81,9 +82,9 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(small_overrides, tmp_
     before = {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
               if "OPTIMIZER" not in k and k != "_CHECKPOINTABLE_OBJECT_GRAPH"}
 
-    def nan_dataset_fn(session):
+    def nan_dataset_fn(image_size, batch_size, max_boxes):
         def fn(input_context=None):
-            h, w = session.model.image_size
+            h, w = image_size
             batch = {
                 F.image: np.full([4, h, w, 3], np.nan, np.float32),
                 F.groundtruth_boxes: np.tile([[[0.1, 0.1, 0.5, 0.5]]], [4, 20, 1]).astype(
@@ -95,14 +96,41 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(small_overrides, tmp_
             return tf.data.Dataset.from_tensors(batch).repeat()
         return fn
 
-    monkeypatch.setattr(train_lib, "_random_dataset_fn", nan_dataset_fn)
+    monkeypatch.setattr(train_step, "random_dataset_fn", nan_dataset_fn)
     with pytest.raises(train_lib.TrainingDivergedError, match=r"loss is nan at step 3.*ckpt-2"):
-        _train(configs, tmp_path, 10, random_data=True, checkpoint_every_n=1)
+        # With 4 steps per loop, steps 3..6 run in one call: the NaN of step 3 is still
+        # found and named, and nothing is saved after it.
+        _train(configs, tmp_path, 10, random_data=True, steps_per_loop=steps_per_loop,
+               checkpoint_every_n=1 if steps_per_loop == 1 else 100)
     assert tf.train.latest_checkpoint(str(tmp_path)) == good
     reader = tf.train.load_checkpoint(good)
     for k, v in before.items():
         np.testing.assert_array_equal(reader.get_tensor(k), v)
         assert np.all(np.isfinite(reader.get_tensor(k))) if v.dtype.kind == "f" else True
+
+
+def _step_losses(configs, model_dir, steps, steps_per_loop):
+    keras.utils.set_random_seed(0)
+    report = os.path.join(str(model_dir), "report.json")
+    opts = train_lib.RunOptions(model_dir=str(model_dir), num_train_steps=steps, eval_count=0,
+                                log_every_n=1, raport_file=report, random_data=True,
+                                checkpoint_every_n=4, steps_per_loop=steps_per_loop)
+    summary = train_lib.train(configs, opts, distribution.make_engine("tf", "default"))
+    records = [r for r in dllogger.read_report(report) if isinstance(r["step"], int)]
+    return summary, [(r["step"], r["data"]["total_loss"], r["data"]["classification_loss"],
+                      r["data"]["localization_loss"]) for r in records]
+
+
+def test_steps_per_loop_gives_the_same_losses_step_for_step(small_overrides, tmp_path):
+    configs = _configs(small_overrides)
+    _, one = _step_losses(configs, tmp_path / "one", 7, steps_per_loop=1)
+    # Loops of 3: steps 1-3, then 4 (a checkpoint step ends a loop), 5-7.
+    summary, looped = _step_losses(configs, tmp_path / "loop", 7, steps_per_loop=3)
+    assert [s for s, *_ in one] == [s for s, *_ in looped] == list(range(1, 8))
+    np.testing.assert_allclose(np.array(looped)[:, 1:], np.array(one)[:, 1:], rtol=1e-6)
+    assert summary["steps"] == 7
+    assert [os.path.basename(p) for p in tf.train.get_checkpoint_state(
+        str(tmp_path / "loop")).all_model_checkpoint_paths] == ["ckpt-4", "ckpt-7"]
 
 
 def _model_main(args, **kwargs):
@@ -160,11 +188,11 @@ class _TwoRankHorovodLike(distribution.Engine):
 def test_sync_batch_norm_is_refused_where_it_would_not_synchronize(small_overrides, tmp_path):
     field = "model.ssd.box_predictor.weight_shared_convolutional_box_predictor.conv_hyperparams"
     configs = _configs(small_overrides, f"{field}.sync_batch_norm={{ scale: true }}")
-    assert train_lib.sync_batch_norm_fields(configs["model"]) == [f"{field}.sync_batch_norm"]
+    assert train_step.sync_batch_norm_fields(configs["model"]) == [f"{field}.sync_batch_norm"]
     with pytest.raises(train_lib.ConfigError, match=rf"^{field}\.sync_batch_norm: synchronized "
                        r"batch norm runs under tf.distribute .* with horovod each of the 2 "
                        r"ranks would normalize with its own batch only"):
-        train_lib.Session(configs, train_lib.RunOptions(model_dir=str(tmp_path)),
+        train_lib.RunState(configs, train_lib.RunOptions(model_dir=str(tmp_path)),
                           _TwoRankHorovodLike())
     # One replica: nothing to synchronize; it builds and trains as plain batch norm.
     metrics = _train(configs, tmp_path, 1)
