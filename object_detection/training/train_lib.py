@@ -40,8 +40,8 @@ from object_detection.evaluation import coco_evaluation, eval_images, evaluators
 from object_detection.meta_architectures import odapi_checkpoint
 from object_detection.training import checkpoints as ckpt_lib
 from object_detection.training import distribution, preemption, trainable
-from object_detection.training.dllogger import DLLogger
 from object_detection.utils import config_util
+from object_detection.utils.dllogger import DLLogger
 from object_detection.utils.errors import ConfigError, DataError
 
 logger = logging.getLogger("object_detection")
