@@ -37,7 +37,7 @@ from object_detection.core.standard_fields import InputFields as F
 from object_detection.core.standard_fields import LossFields
 from object_detection.data import inputs, label_map_util
 from object_detection.evaluation import coco_evaluation, eval_images, evaluators
-from object_detection.meta_architectures import odapi_checkpoint
+from object_detection.meta_architectures import checkpoint_layout, odapi_checkpoint
 from object_detection.training import checkpoints as ckpt_lib
 from object_detection.training import distribution, preemption, trainable
 from object_detection.utils import config_util
@@ -115,7 +115,7 @@ class Session:
                 amp_float16=options.amp and keras.mixed_precision.global_policy().name
                 == "mixed_float16")
             self.optimizer.build(self.variables.trained)
-        self.checkpoint = ckpt_lib.model_checkpoint(self.model, optimizer=self.optimizer)
+        self.checkpoint = checkpoint_layout.model_checkpoint(self.model, optimizer=self.optimizer)
         self.report = DLLogger(options.raport_file if engine.is_chief else None)
 
     @property
