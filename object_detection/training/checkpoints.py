@@ -80,7 +80,7 @@ def fine_tune(model, path: str, kind: str) -> None:
     if kind == "classification":
         extractor = model.feature_extractor
         if is_keras_file:
-            report = load_backbone_from_keras_weights(extractor, path)
+            report = extractor.load_keras_application_weights(path)  # it names its counterpart
             logger.info("fine-tune (classification): %s", report)
             print(f"fine-tune: backbone weights from {path}: {report.summary()}", flush=True)
             return
@@ -129,11 +129,6 @@ def resolve_fine_tune_checkpoint(path: str) -> str:
             f"train_config.fine_tune_checkpoint: {path!r} does not exist (neither a checkpoint "
             f"prefix, a checkpoint directory nor a Keras weights file).")
     return path
-
-
-def load_backbone_from_keras_weights(extractor, path: str):
-    """Copies a keras.applications ImageNet weights file into the extractor's backbone."""
-    return extractor.load_keras_application_weights(path)
 
 
 def keep_best(model_dir: str, checkpoint_path: str | None, step: int, metrics: dict,
