@@ -97,8 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     process_start = _process_start_time()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     from object_detection.training import distribution, precision, train_lib
-    from object_detection.training.dllogger import DLLogger, read_report
     from object_detection.utils import config_util
+    from object_detection.utils.dllogger import DLLogger, read_report
     from object_detection.utils.errors import ConfigError
 
     overrides = list(args.config_override)

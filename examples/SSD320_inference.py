@@ -135,8 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from object_detection.export import exporter_lib
     from object_detection.training import precision
-    from object_detection.training.dllogger import DLLogger
     from object_detection.utils import config_util
+    from object_detection.utils.dllogger import DLLogger
     from object_detection.utils.errors import ConfigError
 
     policy = precision.set_policy(args.amp)

@@ -154,7 +154,7 @@ Example: examples/$script /results/$name /workdir/ssd320/configs"
   local perf
   perf=$("$PYTHON" - "$ckpt_dir/benchmark_raport.json" <<'PY'
 import sys
-from object_detection.training.dllogger import read_report
+from object_detection.utils.dllogger import read_report
 runs = [r["data"] for r in read_report(sys.argv[1])
         if r["step"] == [] and "train_throughput" in r["data"]]
 print(f"{runs[-1]['train_throughput']:.2f} img/s" if runs else "n/a (no summary record)")

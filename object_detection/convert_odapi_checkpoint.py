@@ -36,8 +36,7 @@ def convert(configs, odapi_checkpoint_path: str, output_dir: str) -> dict:
     import tensorflow as tf
 
     from object_detection.builders import model_builder
-    from object_detection.meta_architectures import odapi_checkpoint
-    from object_detection.training import checkpoints
+    from object_detection.meta_architectures import checkpoint_layout, odapi_checkpoint
 
     path = odapi_checkpoint_path
     if os.path.isdir(path):
@@ -63,7 +62,7 @@ def convert(configs, odapi_checkpoint_path: str, output_dir: str) -> dict:
     report = odapi_checkpoint.restore(model, path, allow_other_num_classes=True)
     names = (odapi_checkpoint.odapi_names(model) if layout == "tf2"
              else odapi_checkpoint.tf1_names(model))
-    manager = tf.train.CheckpointManager(checkpoints.model_checkpoint(model), output_dir,
+    manager = tf.train.CheckpointManager(checkpoint_layout.model_checkpoint(model), output_dir,
                                          max_to_keep=1, checkpoint_name="ckpt")
     written = manager.save(checkpoint_number=report.step or 0)
     return {"checkpoint": written, "odapi_checkpoint": path, "loaded": len(report.loaded),

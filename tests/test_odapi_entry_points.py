@@ -64,14 +64,14 @@ def test_exporter_main_v2_exports_the_input_type_asked(tmp_path):
 
     from object_detection import exporter_main_v2
     from object_detection.export import exporter_lib
-    from object_detection.training import checkpoints
+    from object_detection.meta_architectures import checkpoint_layout
     from object_detection.utils import config_util
 
     overrides = ["model.ssd.feature_extractor.depth_multiplier=0.25",
                  "model.ssd.box_predictor.weight_shared_convolutional_box_predictor.depth=32"]
     model = exporter_lib.build_model(
         config_util.get_configs_from_pipeline_file(SMALL_CONFIG, config_override=overrides))
-    tf.train.CheckpointManager(checkpoints.model_checkpoint(model), str(tmp_path / "train"),
+    tf.train.CheckpointManager(checkpoint_layout.model_checkpoint(model), str(tmp_path / "train"),
                                max_to_keep=1).save(checkpoint_number=3)
     code = exporter_main_v2.main(["prog", "--input_type=tf_example",
                                   f"--pipeline_config_path={SMALL_CONFIG}",

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import keras
 
+from object_detection.core import learning_schedules
 from object_detection.protos import optimizer_pb2, train_pb2
-from object_detection.training import learning_schedules
 from object_detection.utils.errors import ConfigError
 
 _PATH = "train_config.optimizer"

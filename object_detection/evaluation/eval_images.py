@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from object_detection.evaluation.coco_evaluation import CLASS_ID_OFFSET
-from object_detection.export import visualization
+from object_detection.utils import visualization
 
 
 @dataclasses.dataclass(frozen=True)

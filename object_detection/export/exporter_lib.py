@@ -43,8 +43,7 @@ from object_detection.core.standard_fields import DetectionResultFields as D
 from object_detection.core.standard_fields import TfExampleFields
 from object_detection.export.signatures import (CHECKPOINT_DIRNAME, INPUT_NAME, INPUT_TYPES,
                                                 SAVED_MODEL_DIRNAME, SERVING_SIGNATURE)
-from object_detection.meta_architectures import odapi_checkpoint, ssd_meta_arch
-from object_detection.training import checkpoints
+from object_detection.meta_architectures import checkpoint_layout, odapi_checkpoint, ssd_meta_arch
 from object_detection.utils import config_util
 from object_detection.utils.errors import ConfigError
 
@@ -99,7 +98,7 @@ def restore_model(model: ssd_meta_arch.SSDMetaArch, checkpoint: str) -> str:
     """
     path = resolve_checkpoint(checkpoint)
     try:  # every model variable comes from the file (this project's or the OD API's layout)
-        checkpoints.restore_model_weights(model, path)
+        checkpoint_layout.restore_model_weights(model, path)
     except (AssertionError, odapi_checkpoint.OdApiCheckpointError) as e:
         raise CheckpointError(f"{path}: does not match the model of this config: "
                               f"{str(e)[:500]}") from None
@@ -229,7 +228,7 @@ def write_checkpoint(model: ssd_meta_arch.SSDMetaArch, directory: str) -> str:
     an existing checkpoint there is replaced. Returns the prefix."""
     if tf.io.gfile.exists(directory):
         tf.io.gfile.rmtree(directory)
-    manager = tf.train.CheckpointManager(checkpoints.model_checkpoint(model), directory,
+    manager = tf.train.CheckpointManager(checkpoint_layout.model_checkpoint(model), directory,
                                          max_to_keep=1)
     return manager.save(checkpoint_number=0)
 

@@ -165,7 +165,7 @@ def run(detector: Detector, image_paths: Sequence[str], output_json: str,
         output_images_dir: str | None = None, category_index: Mapping | None = None,
         min_score: float = 0.3, json_min_score: float = 0.0) -> dict[str, float]:
     """Detects every image, writes the json (and drawn images); returns a small summary."""
-    from object_detection.export import visualization
+    from object_detection.utils import visualization
 
     results: list[dict] = []
     if output_images_dir:

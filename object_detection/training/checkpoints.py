@@ -26,37 +26,13 @@ import shutil
 import tensorflow as tf
 
 from object_detection.meta_architectures import odapi_checkpoint
+from object_detection.meta_architectures.checkpoint_layout import checkpoint_key, model_checkpoint
 from object_detection.utils import config_util
 from object_detection.utils.errors import ConfigError
 
 logger = logging.getLogger("object_detection")
 
 FINE_TUNE_TYPES = config_util.FINE_TUNE_CHECKPOINT_TYPES
-MODEL_VARIABLES = "model_variables"
-
-
-def model_checkpoint(model, variables=None, **others) -> tf.train.Checkpoint:
-    """The checkpoint layout of this project: every model variable under its Keras path.
-
-    Keras 3 layers kept in dict or list attributes (per-level FPN convs, per-level batch norms
-    of the predictor) are tracked by Keras but not followed by `tf.train.Checkpoint(model=...)`,
-    so the object graph of the model cannot be the checkpoint's layout. Each variable is stored
-    instead under its unique path (`ssd/MobilenetV2_FPN/FeatureMaps/projection_l3/kernel`),
-    which the model code gives it the same way in every process.
-
-    Args:
-      model: the detection model (built).
-      variables: the subset to save or restore (default: all of the model's).
-      **others: further trackables (e.g. `optimizer=`).
-    """
-    variables = list(model.variables if variables is None else variables)
-    by_path = {v.path: v for v in variables}
-    if len(by_path) != len(variables):
-        seen = set()
-        dupes = [v.path for v in variables if v.path in seen or seen.add(v.path)]
-        raise ValueError(f"model variables must have unique paths to be checkpointed; "
-                         f"repeated: {dupes[:5]}")
-    return tf.train.Checkpoint(**{MODEL_VARIABLES: by_path}, **others)
 
 
 def restore_or_initialize(session, model_dir: str) -> bool:
@@ -104,7 +80,7 @@ def fine_tune(model, path: str, kind: str) -> None:
     if kind == "classification":
         extractor = model.feature_extractor
         if is_keras_file:
-            report = load_backbone_from_keras_weights(extractor, path)
+            report = extractor.load_keras_application_weights(path)  # it names its counterpart
             logger.info("fine-tune (classification): %s", report)
             print(f"fine-tune: backbone weights from {path}: {report.summary()}", flush=True)
             return
@@ -115,7 +91,7 @@ def fine_tune(model, path: str, kind: str) -> None:
     reader = tf.train.load_checkpoint(path)
     stored = reader.get_variable_to_shape_map()
     matching = [v for v in model.variables
-                if stored.get(_checkpoint_key(v.path)) == list(v.shape)]
+                if stored.get(checkpoint_key(v.path)) == list(v.shape)]
     model_checkpoint(model, matching).restore(path).expect_partial()
     print(f"fine-tune: {len(matching)} of {len(model.variables)} variables from the detection "
           f"checkpoint {path} (same path and shape)", flush=True)
@@ -153,34 +129,6 @@ def resolve_fine_tune_checkpoint(path: str) -> str:
             f"train_config.fine_tune_checkpoint: {path!r} does not exist (neither a checkpoint "
             f"prefix, a checkpoint directory nor a Keras weights file).")
     return path
-
-
-def restore_model_weights(model, path: str) -> int | None:
-    """Every model variable from a checkpoint prefix of this project or of the OD API (TF2).
-
-    Returns:
-      The checkpoint's training step when it stores one (OD API layout), else None.
-
-    Raises:
-      odapi_checkpoint.OdApiCheckpointError / AssertionError: the file lacks model variables.
-    """
-    if odapi_checkpoint.is_odapi_checkpoint(path):
-        report = odapi_checkpoint.restore(model, path)
-        logger.info("restored from the OD API checkpoint %s: %s", path, report.summary())
-        return report.step
-    model_checkpoint(model).restore(path).expect_partial().assert_existing_objects_matched()
-    return None
-
-
-def _checkpoint_key(path: str) -> str:
-    """The key under which `model_checkpoint` stores the variable of Keras path `path`."""
-    escaped = path.replace(".", "..").replace("/", ".S")
-    return f"{MODEL_VARIABLES}/{escaped}/.ATTRIBUTES/VARIABLE_VALUE"
-
-
-def load_backbone_from_keras_weights(extractor, path: str):
-    """Copies a keras.applications ImageNet weights file into the extractor's backbone."""
-    return extractor.load_keras_application_weights(path)
 
 
 def keep_best(model_dir: str, checkpoint_path: str | None, step: int, metrics: dict,

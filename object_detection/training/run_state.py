@@ -9,10 +9,10 @@ from typing import Any, Mapping
 import keras
 
 from object_detection.builders import model_builder, optimizer_builder
-from object_detection.training import checkpoints as ckpt_lib
+from object_detection.meta_architectures import checkpoint_layout
 from object_detection.training import distribution, trainable
-from object_detection.training.dllogger import DLLogger
 from object_detection.training.train_step import sync_batch_norm_fields
+from object_detection.utils.dllogger import DLLogger
 from object_detection.utils.errors import ConfigError
 
 logger = logging.getLogger("object_detection")
@@ -74,7 +74,7 @@ class RunState:
                 amp_float16=options.amp and keras.mixed_precision.global_policy().name
                 == "mixed_float16")
             self.optimizer.build(self.variables.trained)
-        self.checkpoint = ckpt_lib.model_checkpoint(self.model, optimizer=self.optimizer)
+        self.checkpoint = checkpoint_layout.model_checkpoint(self.model, optimizer=self.optimizer)
         self.report = DLLogger(options.raport_file if engine.is_chief else None)
 
     @property

@@ -101,7 +101,7 @@ def plot_report(raport_file: str, output_dir: str, dpi: int = 100) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from object_detection.training.dllogger import read_report
+    from object_detection.utils.dllogger import read_report
 
     records = read_report(raport_file)
     if not records:

@@ -1,5 +1,5 @@
 """XLA parity: every TF function of `core/` (NMS excepted) gives the same result eagerly and
-under `tf.function(jit_compile=True)` with fixed shapes.
+under `tf.function(jit_compile=True)` with fixed shapes (the learning-rate schedules included).
 
 The anchor generator is numpy (computed once, used as a constant) and has no compiled form.
 Inputs are random but seeded; the values under test are the eager ones, not hand-computed (the
@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
-from object_detection.core import box_ops, losses, post_processing
+from object_detection.core import box_ops, learning_schedules, losses, post_processing
 from object_detection.core.anchor_generator import MultiscaleGridAnchorGenerator
 from object_detection.core.box_coder import FasterRcnnBoxCoder
 from object_detection.core.matcher import ArgMaxMatcher
@@ -73,6 +73,16 @@ def _localization_inputs(rng):
 
 _CODER = FasterRcnnBoxCoder()
 
+
+def _schedule_case(schedule):
+    """The schedule at steps before, inside and after its phases (each step a scalar, as the
+    optimizer's counter is)."""
+    def build(rng):
+        def fn(steps):
+            return tf.stack([schedule(steps[i]) for i in range(steps.shape[0])])
+        return fn, (tf.constant([0, 3, 10, 12, 50, 99, 100, 120], tf.int64),)
+    return build
+
 CASES = (
     ("area", lambda rng: (box_ops.area, (_boxes(rng, (2, 7)),))),
     ("intersection", lambda rng: (box_ops.intersection, (_boxes(rng, (2, 7)),
@@ -116,6 +126,13 @@ CASES = (
         _loss_inputs(rng)[:1])),
     ("score_converter_identity", lambda rng: (
         lambda x: post_processing.score_converter(x, "IDENTITY"), _loss_inputs(rng)[:1])),
+    ("constant_learning_rate", _schedule_case(learning_schedules.ConstantLearningRate(0.01))),
+    ("exponential_decay", _schedule_case(learning_schedules.ExponentialDecayLearningRate(
+        0.1, 10, 0.5, burnin_learning_rate=0.01, burnin_steps=5, min_learning_rate=0.001))),
+    ("manual_step_warmup", _schedule_case(learning_schedules.ManualStepLearningRate(
+        [10, 50], [0.01, 0.1, 0.001], warmup=True))),
+    ("cosine_decay_with_warmup", _schedule_case(learning_schedules.CosineDecayWithWarmup(
+        0.04, 100, warmup_learning_rate=0.01, warmup_steps=10, hold_base_rate_steps=2))),
 )
 
 

@@ -103,7 +103,7 @@ def test_python_script_help_exits_0(script):
 
 
 def test_inference_benchmark_reports_the_seed_keys(tmp_path):
-    from object_detection.training.dllogger import read_report
+    from object_detection.utils.dllogger import read_report
 
     report = tmp_path / "inference.json"
     result = _run([sys.executable, str(EXAMPLES / "SSD320_inference.py"),
@@ -135,7 +135,7 @@ def test_latency_summary_hand_computed():
 
 @pytest.mark.slow
 def test_train_benchmark_reports_throughput_first_step_and_memory(tmp_path):
-    from object_detection.training.dllogger import read_report
+    from object_detection.utils.dllogger import read_report
 
     report = tmp_path / "train.json"
     result = _run([sys.executable, str(REPO / "benchmarks" / "train_benchmark.py"),

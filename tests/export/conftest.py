@@ -103,13 +103,13 @@ def reference(small_model, test_image) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="session")
 def checkpoint_dir(small_model, tmp_path_factory) -> str:
-    """A checkpoint of the model as training writes one (`checkpoints.model_checkpoint`)."""
+    """A checkpoint of the model as training writes one (`checkpoint_layout.model_checkpoint`)."""
     import tensorflow as tf
 
-    from object_detection.training import checkpoints
+    from object_detection.meta_architectures import checkpoint_layout
 
     directory = tmp_path_factory.mktemp("ckpt")
-    manager = tf.train.CheckpointManager(checkpoints.model_checkpoint(small_model),
+    manager = tf.train.CheckpointManager(checkpoint_layout.model_checkpoint(small_model),
                                          str(directory), max_to_keep=1)
     manager.save(checkpoint_number=7)
     return str(directory)

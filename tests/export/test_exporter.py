@@ -100,11 +100,11 @@ def test_restore_refuses_a_checkpoint_of_another_model(small_model, tmp_path):
     import tensorflow as tf
 
     from object_detection.export import exporter_lib
-    from object_detection.training import checkpoints
+    from object_detection.meta_architectures import checkpoint_layout
 
     other = keras.layers.Dense(3, name="ssd")
     other.build((None, 2))
-    tf.train.CheckpointManager(checkpoints.model_checkpoint(other), str(tmp_path),
+    tf.train.CheckpointManager(checkpoint_layout.model_checkpoint(other), str(tmp_path),
                                max_to_keep=1).save(checkpoint_number=1)
     with pytest.raises(exporter_lib.CheckpointError, match="does not match the model"):
         exporter_lib.restore_model(small_model, str(tmp_path))

@@ -113,7 +113,7 @@ def test_to_coco_results_converts_normalized_yxyx_to_pixel_xywh():
 
 
 def test_draw_detections_draws_boxes_above_min_score_in_class_colours():
-    from object_detection.export.visualization import class_colour, draw_detections
+    from object_detection.utils.visualization import class_colour, draw_detections
 
     image = np.zeros((100, 200, 3), np.uint8)
     drawn = draw_detections(image, boxes=[[0.5, 0.1, 0.9, 0.5], [0.1, 0.6, 0.3, 0.9]],

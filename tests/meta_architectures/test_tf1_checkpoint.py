@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 
 from object_detection.builders import model_builder
+from object_detection.meta_architectures import checkpoint_layout
 from object_detection.meta_architectures import odapi_checkpoint as oc
 from object_detection.training import checkpoints, distribution, train_lib
 from object_detection.utils import config_util
@@ -160,7 +161,7 @@ def test_convert_reads_a_tf1_odapi_checkpoint(tmp_path):
     result = convert_odapi_checkpoint.convert(configs, prefix, str(tmp_path / "out"))
     assert result["loaded"] == 463 and result["checkpoint"].endswith("ckpt-10")
     model = seed_model()
-    checkpoints.restore_model_weights(model, result["checkpoint"])
+    checkpoint_layout.restore_model_weights(model, result["checkpoint"])
     for name, variable in oc.tf1_names(model).items():
         np.testing.assert_array_equal(variable.numpy(), values[name])
 

@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from object_detection.builders import model_builder
+from object_detection.meta_architectures import checkpoint_layout
 from object_detection.training import checkpoints
 from object_detection.utils import config_util
 
@@ -32,9 +33,9 @@ def _perturb(model):
 def test_every_model_variable_round_trips(tmp_path):
     model = _model()
     _perturb(model)
-    path = checkpoints.model_checkpoint(model).save(str(tmp_path / "ckpt"))
+    path = checkpoint_layout.model_checkpoint(model).save(str(tmp_path / "ckpt"))
     fresh = _model()
-    checkpoints.model_checkpoint(fresh).restore(path).assert_existing_objects_matched()
+    checkpoint_layout.model_checkpoint(fresh).restore(path).assert_existing_objects_matched()
     assert len(fresh.variables) == len(model.variables) > 300
     for a, b in zip(model.variables, fresh.variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
@@ -46,7 +47,7 @@ def test_every_model_variable_round_trips(tmp_path):
 def test_detection_fine_tune_loads_matching_variables_only(tmp_path):
     source = _model()
     _perturb(source)
-    path = checkpoints.model_checkpoint(source).save(str(tmp_path / "ckpt"))
+    path = checkpoint_layout.model_checkpoint(source).save(str(tmp_path / "ckpt"))
     target = _model("model.ssd.num_classes=5")  # another class head: its shape differs
     checkpoints.fine_tune(target, path, "detection")
     by_path = {v.path: v for v in source.variables}
@@ -66,7 +67,7 @@ def test_detection_fine_tune_loads_matching_variables_only(tmp_path):
 def test_classification_fine_tune_from_a_checkpoint_loads_the_backbone_only(tmp_path):
     source = _model()
     _perturb(source)
-    path = checkpoints.model_checkpoint(source).save(str(tmp_path / "ckpt"))
+    path = checkpoint_layout.model_checkpoint(source).save(str(tmp_path / "ckpt"))
     target = _model()
     before = {v.path: v.numpy() for v in target.variables}
     checkpoints.fine_tune(target, path, "classification")

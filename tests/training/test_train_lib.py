@@ -14,8 +14,8 @@ import pytest
 import tensorflow as tf
 
 from object_detection.core.standard_fields import InputFields as F
-from object_detection.training import dllogger, distribution, train_lib, train_step
-from object_detection.utils import config_util
+from object_detection.training import distribution, train_lib, train_step
+from object_detection.utils import config_util, dllogger
 
 from .conftest import REPO, SMALL_CONFIG
 

@@ -6,8 +6,8 @@ import math
 import pytest
 from PIL import Image
 
-from object_detection.training.dllogger import DLLogger
 from object_detection.utils import plot_report
+from object_detection.utils.dllogger import DLLogger
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FILES = ["report.png", "loss.png", "learning_rate.png", "throughput.png", "map.png"]
