@@ -131,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(model_dir, ignore_errors=True)
     summary = {
         "train_throughput": float(result["train_throughput"]),
+        "median_step_s": float(result["train_median_step_s"]),
         "time_to_first_step_s": first_step_end - process_start,
         "first_step_s": float(result["train_first_step_s"]),
         "peak_rss_mib": peak_rss_mib(),

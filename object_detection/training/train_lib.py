@@ -238,6 +238,7 @@ def _summary(run: RunState, loop: _TrainLoop, stop_reason: str) -> dict[str, Any
     summary = {
         "stop_reason": stop_reason,
         "train_throughput": run.global_batch_size * len(timed) / max(sum(timed), 1e-9),
+        "train_median_step_s": float(np.median(timed)) if timed else 0.0,
         "train_first_step_s": loop.timings.get("first_call_s", 0.0),
         "train_elapsed_s": time.perf_counter() - loop.started,
         "steps": loop.step - loop.start,
