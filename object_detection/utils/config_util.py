@@ -27,10 +27,11 @@ Contract:
   - `get_configs_from_pipeline_file` (and `check_for_training`) also applies
     `config_fields.check_pipeline_config`: a field the project does not support is refused by
     name, one it accepts without effect is logged once (docs/CONFIG_FIELDS.md lists them all).
-  - `validate_pipeline_config` checks generic range and cross-field rules that need no builder;
-    builders check the rules specific to what they build. Unsigned proto fields
-    (`train_config.num_steps`, `batch_size`, ...) cannot hold negative values: the parser and the
-    override converter already reject them.
+  - `validate_pipeline_config` checks the value rules of every message, all at once; the rules
+    live with the builders (`builders/config_rules.py`, which imports protobuf only, so a config
+    is checked before TensorFlow is imported). Unsigned proto fields (`train_config.num_steps`,
+    `batch_size`, ...) cannot hold negative values: the parser and the override converter
+    already reject them.
 
 Provenance: the dictionary keys and function names follow the OD API's `utils/config_util.py`.
 """
@@ -48,6 +49,7 @@ from typing import Any
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import descriptor_pool, message, text_format
 
+from object_detection.builders import config_rules
 from object_detection.protos import pipeline_pb2
 from object_detection.utils import config_fields
 from object_detection.utils.errors import ConfigError
@@ -266,15 +268,16 @@ def get_configs_from_pipeline_file(
     return create_configs_from_pipeline_proto(pipeline_config)
 
 
-# What `train_config.fine_tune_checkpoint_type` may say (training/checkpoints reads it).
-FINE_TUNE_CHECKPOINT_TYPES = ("classification", "detection", "full")
+# What `train_config.fine_tune_checkpoint_type` may say (builders/plan_builder resolves it).
+FINE_TUNE_CHECKPOINT_TYPES = config_rules.FINE_TUNE_CHECKPOINT_TYPES
 
 
 def check_for_training(configs: Mapping[str, Any]) -> None:
     """Checks that a configs dict holds what a training run needs beyond valid ranges.
 
-    Needs a model (`model { ssd { ... } }`) and an optimizer with a learning-rate schedule
-    (`train_config { optimizer { momentum_optimizer { learning_rate { ... } } } }`), and no field
+    Needs a model (`model { ssd { ... } }`), an optimizer with a learning-rate schedule
+    (`train_config { optimizer { momentum_optimizer { learning_rate { ... } } } }`) and a known
+    `fine_tune_checkpoint_type` (`builders.config_rules.check_for_training`), and no field
     the project does not support (`config_fields.check_pipeline_config`, for configs built
     without `get_configs_from_pipeline_file`). Input paths are not checked here: the input
     pipeline reports missing files, and synthetic-data runs need none.
@@ -286,27 +289,7 @@ def check_for_training(configs: Mapping[str, Any]) -> None:
       ConfigError: naming the missing part and what to write, or the unsupported fields.
     """
     config_fields.check_pipeline_config(create_pipeline_proto_from_configs(configs))
-    model = configs.get("model")
-    if model is None or not model.WhichOneof("model"):
-        raise ConfigError("model: no model is set; expected e.g. 'model { ssd { ... } }'.")
-    train_config = configs.get("train_config")
-    optimizer = train_config.optimizer if train_config is not None else None
-    which = optimizer.WhichOneof("optimizer") if optimizer is not None else None
-    if not which:
-        raise ConfigError(
-            "train_config.optimizer: no optimizer is set; expected one of momentum_optimizer, "
-            "rms_prop_optimizer, adam_optimizer, e.g. 'train_config { optimizer { "
-            "momentum_optimizer { learning_rate { cosine_decay_learning_rate { ... } } } } }'.")
-    if not getattr(optimizer, which).learning_rate.WhichOneof("learning_rate"):
-        raise ConfigError(
-            f"train_config.optimizer.{which}.learning_rate: no schedule is set; expected one of "
-            f"constant_learning_rate, exponential_decay_learning_rate, "
-            f"manual_step_learning_rate, cosine_decay_learning_rate.")
-    kind = train_config.fine_tune_checkpoint_type
-    if train_config.fine_tune_checkpoint and kind and kind not in FINE_TUNE_CHECKPOINT_TYPES:
-        raise ConfigError(
-            f"train_config.fine_tune_checkpoint_type: {kind!r} is not supported; expected one "
-            f"of {list(FINE_TUNE_CHECKPOINT_TYPES)}.")
+    config_rules.check_for_training(configs)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -738,143 +721,13 @@ def _context_path(text: str, line: int, column: int, root: _descriptor.Descripto
 
 
 def validate_pipeline_config(pipeline_config: pipeline_pb2.TrainEvalPipelineConfig) -> None:
-    """Checks generic range and cross-field rules of a pipeline config.
+    """Checks every value rule of a pipeline config, reporting all broken rules at once.
 
-    Rules: `train_config.batch_size > 0`; `max_number_of_boxes > 0` (train config and every input
-    reader); `eval_config.batch_size > 0`; `model.ssd.num_classes > 0`; feature pyramid and
-    multiscale anchor `min_level <= max_level`, and equal levels when both are given (one anchor
-    grid per feature map); argmax matcher `0 <= unmatched_threshold <= matched_threshold <= 1`
-    (unless `ignore_thresholds`); learning rates `>= 0`; exponential decay `decay_steps > 0`;
-    manual-step schedule steps strictly increasing; cosine decay `warmup_steps <= total_steps`
-    and `warmup_learning_rate <= learning_rate_base` when there is a warmup.
-
-    Args:
-      pipeline_config: the config to check.
+    The rules live with the builders of the messages they constrain
+    (`builders.config_rules.validate_pipeline_config`; docs/CONFIG_RULES.md lists them), so a
+    builder called directly gives the same message; they need no TensorFlow.
 
     Raises:
       ConfigError: one line per broken rule, each naming the field path, the value and the rule.
     """
-    errors: list[str] = []
-    train = pipeline_config.train_config
-    _require(errors, train.batch_size > 0, "train_config.batch_size", train.batch_size, "> 0")
-    _require(errors, train.max_number_of_boxes > 0, "train_config.max_number_of_boxes",
-             train.max_number_of_boxes, "> 0")
-    _check_optimizer(train.optimizer, "train_config.optimizer", errors)
-
-    readers = [("train_input_reader", pipeline_config.train_input_reader)] + [
-        (f"eval_input_reader.{i}", reader)
-        for i, reader in enumerate(pipeline_config.eval_input_reader)]
-    for path, reader in readers:
-        _require(errors, reader.max_number_of_boxes > 0, f"{path}.max_number_of_boxes",
-                 reader.max_number_of_boxes, "> 0")
-
-    _require(errors, pipeline_config.eval_config.batch_size > 0, "eval_config.batch_size",
-             pipeline_config.eval_config.batch_size, "> 0")
-
-    if pipeline_config.model.WhichOneof("model") == "ssd":
-        _check_ssd(pipeline_config.model.ssd, "model.ssd", errors)
-
-    if len(errors) == 1:
-        raise ConfigError(errors[0])
-    if errors:
-        raise ConfigError(f"{len(errors)} problems in the pipeline config:\n"
-                          + "\n".join(f"  {e}" for e in errors))
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
-
-
-def _require(errors: list[str], ok: bool, path: str, value: Any, rule: str) -> None:
-    if not ok:
-        errors.append(f"{path}: got {_fmt(value)}; must be {rule}.")
-
-
-def _check_levels(errors: list[str], path: str, config: message.Message) -> None:
-    if config.min_level > config.max_level:
-        errors.append(f"{path}: need min_level ({config.min_level}) <= max_level "
-                      f"({config.max_level}).")
-
-
-def _check_ssd(ssd: message.Message, path: str, errors: list[str]) -> None:
-    _require(errors, ssd.num_classes > 0, f"{path}.num_classes", ssd.num_classes,
-             "> 0 (foreground classes, background excluded)")
-
-    extractor = ssd.feature_extractor
-    pyramid_name = extractor.WhichOneof("feature_pyramid_oneof")
-    pyramid = getattr(extractor, pyramid_name) if pyramid_name else None
-    if pyramid is not None:
-        _check_levels(errors, f"{path}.feature_extractor.{pyramid_name}", pyramid)
-
-    if ssd.anchor_generator.WhichOneof("anchor_generator_oneof") == "multiscale_anchor_generator":
-        anchors = ssd.anchor_generator.multiscale_anchor_generator
-        anchors_path = f"{path}.anchor_generator.multiscale_anchor_generator"
-        _check_levels(errors, anchors_path, anchors)
-        if pyramid is not None and (anchors.min_level, anchors.max_level) != (
-                pyramid.min_level, pyramid.max_level):
-            errors.append(
-                f"{anchors_path}: levels {anchors.min_level}..{anchors.max_level} differ from "
-                f"{path}.feature_extractor.{pyramid_name} levels "
-                f"{pyramid.min_level}..{pyramid.max_level}; each feature map needs its own "
-                f"anchor grid, so the levels must be the same.")
-
-    if ssd.matcher.WhichOneof("matcher_oneof") == "argmax_matcher":
-        matcher = ssd.matcher.argmax_matcher
-        unmatched, matched = matcher.unmatched_threshold, matcher.matched_threshold
-        if not matcher.ignore_thresholds and not 0.0 <= unmatched <= matched <= 1.0:
-            errors.append(
-                f"{path}.matcher.argmax_matcher: need 0 <= unmatched_threshold "
-                f"({_fmt(unmatched)}) <= matched_threshold ({_fmt(matched)}) <= 1.")
-
-
-def _check_optimizer(optimizer: message.Message, path: str, errors: list[str]) -> None:
-    which = optimizer.WhichOneof("optimizer")
-    if not which:
-        return
-    settings = getattr(optimizer, which)
-    for field in ("momentum_optimizer_value", "decay"):  # averaging factors
-        if field in settings.DESCRIPTOR.fields_by_name:
-            value = getattr(settings, field)
-            _require(errors, 0.0 <= value <= 1.0, f"{path}.{which}.{field}", value,
-                     "in [0, 1]")
-    if "epsilon" in settings.DESCRIPTOR.fields_by_name:
-        _require(errors, settings.epsilon > 0.0, f"{path}.{which}.epsilon", settings.epsilon,
-                 "> 0")
-    learning_rate = settings.learning_rate
-    schedule = learning_rate.WhichOneof("learning_rate")
-    if not schedule:
-        return
-    config = getattr(learning_rate, schedule)
-    lr_path = f"{path}.{which}.learning_rate.{schedule}"
-
-    def non_negative(field: str, value: float | None = None, field_path: str | None = None):
-        value = getattr(config, field) if value is None else value
-        _require(errors, value >= 0.0, field_path or f"{lr_path}.{field}", value, ">= 0")
-
-    if schedule == "constant_learning_rate":
-        non_negative("learning_rate")
-    elif schedule == "exponential_decay_learning_rate":
-        for field in ("initial_learning_rate", "burnin_learning_rate", "min_learning_rate"):
-            non_negative(field)
-        _require(errors, config.decay_steps > 0, f"{lr_path}.decay_steps", config.decay_steps,
-                 "> 0")
-    elif schedule == "manual_step_learning_rate":
-        non_negative("initial_learning_rate")
-        previous = None
-        for i, entry in enumerate(config.schedule):
-            non_negative("learning_rate", entry.learning_rate,
-                         f"{lr_path}.schedule.{i}.learning_rate")
-            if previous is not None and entry.step <= previous:
-                errors.append(f"{lr_path}.schedule.{i}.step: got {entry.step}; steps must be "
-                              f"strictly increasing (previous step is {previous}).")
-            previous = entry.step
-    elif schedule == "cosine_decay_learning_rate":
-        non_negative("learning_rate_base")
-        non_negative("warmup_learning_rate")
-        if config.warmup_steps > config.total_steps:
-            errors.append(f"{lr_path}: need warmup_steps ({config.warmup_steps}) <= total_steps "
-                          f"({config.total_steps}).")
-        if config.warmup_steps > 0 and config.warmup_learning_rate > config.learning_rate_base:
-            errors.append(
-                f"{lr_path}: need warmup_learning_rate ({_fmt(config.warmup_learning_rate)}) <= "
-                f"learning_rate_base ({_fmt(config.learning_rate_base)}) when warmup_steps > 0.")
+    config_rules.validate_pipeline_config(pipeline_config)
