@@ -151,11 +151,12 @@ def _label_map_from_config(config_path: str | None) -> str | None:
     """The label map a pipeline config names (eval input first), if the file exists."""
     if not config_path or not os.path.isfile(config_path):
         return None
+    from object_detection.builders import plan_builder
     from object_detection.utils import config_util
 
     configs = config_util.get_configs_from_pipeline_file(config_path, validate=False)
-    readers = list(configs["eval_input_configs"]) + [configs["train_input_config"]]
-    for reader in readers:
+    plans = plan_builder.build(configs, validate=False)
+    for reader in plans.eval_inputs + (plans.train_input,):
         if reader.label_map_path and os.path.isfile(reader.label_map_path):
             return reader.label_map_path
     return None
