@@ -108,6 +108,7 @@ _INPUTS = "data/inputs.py"
 _TRAIN = "training/train_lib.py"
 _TRAINABLE = "training/trainable.py"
 _CHECKPOINTS = "training/checkpoints.py"
+_PLANS = "builders/plan_builder.py"
 _MAIN = "model_main.py"
 _EVAL_IMAGES = "evaluation/eval_images.py"
 
@@ -394,12 +395,12 @@ def _train_config() -> dict[str, Status]:
         f"{opt}.use_moving_average": _h(_OPTIMIZER),
         f"{opt}.moving_average_decay": _h(_OPTIMIZER),
         f"{t}.gradient_clipping_by_norm": _h(_OPTIMIZER, _TRAIN),
-        f"{t}.fine_tune_checkpoint": _h(_CHECKPOINTS, _TRAIN),
-        f"{t}.fine_tune_checkpoint_type": _h(_CHECKPOINTS),
+        f"{t}.fine_tune_checkpoint": _h(_PLANS, _CHECKPOINTS, _TRAIN),
+        f"{t}.fine_tune_checkpoint_type": _h(_PLANS),
         f"{t}.fine_tune_checkpoint_version": Hint(
             "the checkpoint's format (TF1 name-based or TF2 object-based) is read from the "
             "checkpoint itself"),
-        f"{t}.from_detection_checkpoint": _h(_CHECKPOINTS),
+        f"{t}.from_detection_checkpoint": _h(_PLANS),
         f"{t}.load_all_detection_checkpoint_vars": Hint(
             "detection fine-tuning always loads every variable of the checkpoint that fits the "
             "model (a class head of another num_classes is left out)", agrees=(True,)),

@@ -1,4 +1,4 @@
-"""Tests for object_detection/utils/config_util.py: load, override, validate, save."""
+"""Tests for object_detection/utils/config_util/: load, override, validate, save."""
 from __future__ import annotations
 
 import pathlib
