@@ -231,11 +231,19 @@ def multiscale_anchor_generator_problems(
 
 
 def argmax_matcher_problems(matcher: argmax_matcher_pb2.ArgMaxMatcher, path: str) -> list[str]:
-    """`0 <= unmatched_threshold <= matched_threshold <= 1`, unless `ignore_thresholds`."""
+    """`0 <= unmatched_threshold <= matched_threshold <= 1`, and the two different with
+    `negatives_lower_than_unmatched: false` (negatives then lie between them); unless
+    `ignore_thresholds`."""
     unmatched, matched = matcher.unmatched_threshold, matcher.matched_threshold
-    if not matcher.ignore_thresholds and not 0.0 <= unmatched <= matched <= 1.0:
+    if matcher.ignore_thresholds:
+        return []
+    if not 0.0 <= unmatched <= matched <= 1.0:
         return [f"{path}: need 0 <= unmatched_threshold ({_fmt(unmatched)}) <= "
                 f"matched_threshold ({_fmt(matched)}) <= 1."]
+    if not matcher.negatives_lower_than_unmatched and unmatched == matched:
+        return [f"{path}: with negatives_lower_than_unmatched: false the negatives lie between "
+                f"the thresholds, so need unmatched_threshold ({_fmt(unmatched)}) < "
+                f"matched_threshold ({_fmt(matched)})."]
     return []
 
 

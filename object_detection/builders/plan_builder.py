@@ -34,6 +34,7 @@ Proto fields and the plan attributes that replace them (`configs` is the dict of
   configs["eval_input_config"].label_map_path          plans.eval_input.label_map_path
   configs["eval_input_config"].max_number_of_boxes     plans.eval_input.max_number_of_boxes
   configs["model"].ssd.num_classes                     plans.num_classes
+  train_lib.sync_batch_norm_fields(configs["model"])   plans.sync_batch_norm_fields
 
 The model, optimizer and input pipelines are built by their own builders (`model_builder`,
 `optimizer_builder`, `dataset_builder`) from the same `configs`.
@@ -44,12 +45,14 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from google.protobuf import message
+
 from object_detection.builders import config_rules
 from object_detection.protos import eval_pb2, input_reader_pb2, train_pb2
 
 __all__ = ["DEFAULT_MAX_NUMBER_OF_BOXES", "FINE_TUNE_CHECKPOINT_TYPES", "EvalPlan",
            "FineTunePlan", "InputPlan", "RunPlans", "TrainPlan", "VisualizationPlan", "build",
-           "eval_plan", "fine_tune_plan", "input_plan", "train_plan"]
+           "eval_plan", "fine_tune_plan", "input_plan", "sync_batch_norm_fields", "train_plan"]
 
 FINE_TUNE_CHECKPOINT_TYPES = config_rules.FINE_TUNE_CHECKPOINT_TYPES
 DEFAULT_MAX_NUMBER_OF_BOXES = 100  # the proto default, also for an explicit 0
@@ -135,6 +138,7 @@ class RunPlans:
     eval_input: InputPlan | None  # None: the config has no eval_input_reader
     eval_inputs: tuple[InputPlan, ...]  # every eval_input_reader
     num_classes: int  # model.ssd.num_classes (0 for a config without an SSD model)
+    sync_batch_norm_fields: tuple[str, ...]  # field paths of every sync_batch_norm in `model`
 
 
 def build(configs: Mapping[str, Any], validate: bool = True) -> RunPlans:
@@ -173,7 +177,25 @@ def build(configs: Mapping[str, Any], validate: bool = True) -> RunPlans:
         eval_input=None if eval_input is None else input_plan(eval_input, "eval_input_reader"),
         eval_inputs=tuple(input_plan(r, f"eval_input_reader.{i}")
                           for i, r in enumerate(eval_inputs)),
-        num_classes=int(num_classes))
+        num_classes=int(num_classes),
+        sync_batch_norm_fields=tuple(sync_batch_norm_fields(model)) if model is not None
+        else ())
+
+
+def sync_batch_norm_fields(config: message.Message, path: str = "model") -> list[str]:
+    """The field paths of every `sync_batch_norm` set in a config message (e.g. the model),
+    with `[i]` for entries of repeated messages."""
+    found = []
+    for field, value in config.ListFields():
+        if field.name == "sync_batch_norm":
+            found.append(f"{path}.sync_batch_norm")
+        elif field.message_type is not None:
+            if hasattr(value, "ListFields"):
+                found += sync_batch_norm_fields(value, f"{path}.{field.name}")
+            else:  # repeated
+                for i, item in enumerate(value):
+                    found += sync_batch_norm_fields(item, f"{path}.{field.name}[{i}]")
+    return found
 
 
 def train_plan(train_config: train_pb2.TrainConfig, path: str = "train_config") -> TrainPlan:

@@ -76,3 +76,14 @@ def test_unknown_fine_tune_kind_is_a_config_error_naming_the_field():
 def test_a_broken_rule_names_the_field():
     with pytest.raises(ConfigError, match=r"^eval_input_reader\.0\.max_number_of_boxes: got 0"):
         plan_builder.build(_configs("eval_input_reader { max_number_of_boxes: 0 }"))
+
+
+def test_sync_batch_norm_fields_are_named_by_path():
+    plans = plan_builder.build(_configs("""
+        model { ssd {
+          feature_extractor { conv_hyperparams { sync_batch_norm { } } }
+          box_predictor { weight_shared_convolutional_box_predictor {
+            conv_hyperparams { batch_norm { } } } }
+        } }"""))
+    assert plans.sync_batch_norm_fields == (
+        "model.ssd.feature_extractor.conv_hyperparams.sync_batch_norm",)

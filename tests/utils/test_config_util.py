@@ -537,3 +537,11 @@ def test_check_for_training_names_missing_part(cut, pattern):
     holder.ClearField(last)
     with pytest.raises(ConfigError, match=pattern):
         config_util.check_for_training(config_util.create_configs_from_pipeline_proto(config))
+
+
+def test_a_matcher_rule_that_only_a_constructor_knew_is_found_at_load():
+    config = _invalid("model.ssd.matcher.argmax_matcher.unmatched_threshold=0.5",
+                      "model.ssd.matcher.argmax_matcher.negatives_lower_than_unmatched=false")
+    with pytest.raises(ConfigError, match=r"^model\.ssd\.matcher\.argmax_matcher: with "
+                                          r"negatives_lower_than_unmatched: false"):
+        config_util.validate_pipeline_config(config)
