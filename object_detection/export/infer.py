@@ -155,8 +155,10 @@ def _label_map_from_config(config_path: str | None) -> str | None:
     from object_detection.utils import config_util
 
     configs = config_util.get_configs_from_pipeline_file(config_path, validate=False)
-    plans = plan_builder.build(configs, validate=False)
-    for reader in plans.eval_inputs + (plans.train_input,):
+    readers = [plan_builder.input_plan(r, f"eval_input_reader.{i}")
+               for i, r in enumerate(configs["eval_input_configs"])]
+    readers.append(plan_builder.input_plan(configs["train_input_config"], "train_input_reader"))
+    for reader in readers:
         if reader.label_map_path and os.path.isfile(reader.label_map_path):
             return reader.label_map_path
     return None
