@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     process_start = _process_start_time()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     from object_detection.training import distribution, precision, train_lib
-    from object_detection.utils import config_util
+    from object_detection.builders import config_rules
     from object_detection.utils.dllogger import DLLogger, read_report
     from object_detection.utils.errors import ConfigError
 
@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.batch_size:
         overrides.append(f"train_config.batch_size={args.batch_size}")
     try:
-        configs = config_util.get_configs_from_pipeline_file(args.pipeline_config_path,
+        configs = config_rules.load_pipeline_configs(args.pipeline_config_path,
                                                              config_override=overrides)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)

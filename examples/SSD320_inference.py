@@ -135,13 +135,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from object_detection.export import exporter_lib
     from object_detection.training import precision
-    from object_detection.utils import config_util
+    from object_detection.builders import config_rules
     from object_detection.utils.dllogger import DLLogger
     from object_detection.utils.errors import ConfigError
 
     policy = precision.set_policy(args.amp)
     try:
-        configs = config_util.get_configs_from_pipeline_file(
+        configs = config_rules.load_pipeline_configs(
             args.pipeline_config_path, config_override=args.config_override)
         model = exporter_lib.build_model(configs)
         if args.checkpoint_dir:

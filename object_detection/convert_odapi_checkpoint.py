@@ -86,11 +86,11 @@ def main(argv=None) -> int:
                         help="dotted config override (repeatable)")
     FLAGS = parser.parse_args(argv)
     from object_detection.meta_architectures.odapi_checkpoint import OdApiCheckpointError
-    from object_detection.utils import config_util
+    from object_detection.builders import config_rules
     from object_detection.utils.errors import ConfigError
 
     try:
-        configs = config_util.get_configs_from_pipeline_file(
+        configs = config_rules.load_pipeline_configs(
             FLAGS.pipeline_config_path, config_override=FLAGS.config_override)
         result = convert(configs, FLAGS.odapi_checkpoint, FLAGS.output_dir)
     except (ConfigError, OdApiCheckpointError, FileNotFoundError) as e:

@@ -71,11 +71,11 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     from object_detection.export import exporter_lib, tflite_exporter
-    from object_detection.utils import config_util
+    from object_detection.builders import config_rules
     from object_detection.utils.errors import ConfigError
 
     try:
-        configs = config_util.get_configs_from_pipeline_file(
+        configs = config_rules.load_pipeline_configs(
             FLAGS.pipeline_config_path, config_override=FLAGS.config_override)
         saved_model = tflite_exporter.export_tflite_graph(
             configs, FLAGS.trained_checkpoint_dir, FLAGS.output_directory,

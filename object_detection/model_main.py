@@ -85,7 +85,7 @@ _FLAG_MINIMUMS = {"checkpoint_every_n": 1, "log_every_n": 1, "keep_checkpoint_ma
 def main(argv):
     del argv
     # The config is read before TensorFlow is imported: a config error costs a second.
-    from object_detection.utils import config_util
+    from object_detection.builders import config_rules
     from object_detection.utils.errors import ConfigError, DataError
 
     if not FLAGS.pipeline_config_path:
@@ -106,9 +106,9 @@ def main(argv):
               file=sys.stderr)
         return 2
     try:
-        configs = config_util.get_configs_from_pipeline_file(
+        configs = config_rules.load_pipeline_configs(
             FLAGS.pipeline_config_path, config_override=FLAGS.config_override)
-        config_util.check_for_training(configs)
+        config_rules.check_for_training(configs)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

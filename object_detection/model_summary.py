@@ -60,13 +60,13 @@ def summarize(model_config) -> dict:
 
 def main(argv):
     del argv
-    from object_detection.utils import config_util
+    from object_detection.builders import config_rules
     from object_detection.utils.errors import ConfigError
 
     if not FLAGS.pipeline_config_path:
         raise app.UsageError("--pipeline_config_path is required.")
     try:
-        configs = config_util.get_configs_from_pipeline_file(
+        configs = config_rules.load_pipeline_configs(
             FLAGS.pipeline_config_path, config_override=FLAGS.config_override)
         summary = summarize(configs["model"])
     except ConfigError as e:

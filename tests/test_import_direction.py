@@ -51,7 +51,7 @@ RANK = {folder: rank for rank, layer in enumerate(LAYERS) for folder in layer}
 PROTO_READERS = {
     "protos/": "the generated modules (and their generator) themselves",
     "builders/": "config -> objects: builders are the readers of config messages",
-    "utils/config_util.py": "the config front end: parses pipeline.config, overrides, errors",
+    "utils/config_util/": "the config front end: parses pipeline.config, overrides, errors",
     "utils/config_fields.py": "the field table walks TrainEvalPipelineConfig's descriptors",
     "data/label_map_util.py": "label maps are StringIntLabelMap text protos",
 }

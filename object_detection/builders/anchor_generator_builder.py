@@ -1,6 +1,7 @@
 """Builds the anchor generator of `model.ssd.anchor_generator`."""
 from __future__ import annotations
 
+from object_detection.builders import config_rules
 from object_detection.core import anchor_generator
 from object_detection.protos import anchor_generator_pb2
 from object_detection.utils.errors import ConfigError
@@ -16,8 +17,7 @@ def build(config: anchor_generator_pb2.AnchorGenerator, path: str = "model.ssd.a
                           " (the FPN extractors need one anchor grid per pyramid level).")
     c = config.multiscale_anchor_generator
     path = f"{path}.{which}"
-    if c.min_level > c.max_level:
-        raise ConfigError(f"{path}: need min_level ({c.min_level}) <= max_level ({c.max_level}).")
+    config_rules.raise_first(config_rules.multiscale_anchor_generator_problems(c, path))
     if c.anchor_scale <= 0:
         raise ConfigError(f"{path}.anchor_scale: must be > 0, got {c.anchor_scale}.")
     if c.scales_per_octave < 1:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 
 import tensorflow as tf
 
-from object_detection.builders import model_builder
+from object_detection.builders import model_builder, plan_builder
 from object_detection.data import inputs, label_map_util, preprocessor
 from object_detection.protos import input_reader_pb2, preprocessor_pb2, train_pb2
 from object_detection.utils.errors import ConfigError
@@ -166,7 +166,7 @@ def train_dataset_fn(configs: Mapping[str, Any], on_corrupt: str = "skip",
     steps = augmentation_steps(train_config)
     height, width = model_builder.image_size(model_config.ssd)
     # As the OD API's training input: the reader's own max_number_of_boxes is for evaluation.
-    max_boxes = train_config.max_number_of_boxes or 100
+    max_boxes = plan_builder.train_plan(train_config).max_number_of_boxes
     if reader.sample_1_of_n_examples > 1:
         raise ConfigError(f"{path}.sample_1_of_n_examples: is not supported for training.")
 
@@ -210,21 +210,20 @@ def eval_dataset(configs: Mapping[str, Any], num_shards: int = 1, shard_index: i
     not apply). Ground truth is padded to the reader's `max_number_of_boxes` (OD API).
     """
     reader = configs["eval_input_config"]
-    eval_config = configs["eval_config"]
     model_config = configs["model"]
     patterns = check_eval_input(configs)
     height, width = model_builder.image_size(model_config.ssd)
-    batch_size = eval_config.batch_size if eval_config.HasField("batch_size") \
-        else configs["train_config"].batch_size
+    plan = plan_builder.eval_plan(configs["eval_config"], configs["train_config"])
+    reader_plan = plan_builder.input_plan(reader, "eval_input_reader")
     context = None
     if num_shards > 1:
         context = tf.distribute.InputContext(num_input_pipelines=num_shards,
                                              input_pipeline_id=shard_index)
     return inputs.build_eval_dataset(
-        patterns, batch_size=max(1, int(batch_size)), image_size=(height, width),
-        max_boxes=reader.max_number_of_boxes or 100,
+        patterns, batch_size=plan.batch_size, image_size=(height, width),
+        max_boxes=reader_plan.max_number_of_boxes,
         num_classes=model_config.ssd.num_classes,
         num_readers=max(1, reader.num_readers),
-        sample_1_of_n=max(sample_1_of_n, reader.sample_1_of_n_examples or 1),
+        sample_1_of_n=max(sample_1_of_n, reader_plan.sample_1_of_n_examples),
         input_context=context, on_corrupt=on_corrupt, corrupt_counter=corrupt_counter,
         resize_method=model_builder.resize_method(model_config.ssd))

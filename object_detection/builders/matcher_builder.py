@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 
+from object_detection.builders import config_rules
 from object_detection.core import matcher
 from object_detection.protos import matcher_pb2
 from object_detection.utils.errors import ConfigError
@@ -23,10 +24,7 @@ def build(config: matcher_pb2.Matcher, path: str = "model.ssd.matcher") -> match
     if m.ignore_thresholds:
         return matcher.ArgMaxMatcher(matched_threshold=None, unmatched_threshold=None,
                                      force_match_for_each_row=m.force_match_for_each_row)
-    if not 0.0 <= m.unmatched_threshold <= m.matched_threshold <= 1.0:
-        raise ConfigError(
-            f"{path}: need 0 <= unmatched_threshold ({m.unmatched_threshold}) <= "
-            f"matched_threshold ({m.matched_threshold}) <= 1.")
+    config_rules.raise_first(config_rules.argmax_matcher_problems(m, path))
     return matcher.ArgMaxMatcher(
         matched_threshold=m.matched_threshold,
         unmatched_threshold=m.unmatched_threshold,

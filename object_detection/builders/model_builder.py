@@ -9,8 +9,8 @@ import functools
 import logging
 
 from object_detection.builders import (anchor_generator_builder, box_coder_builder,
-                                       hyperparams_builder, losses_builder, matcher_builder,
-                                       post_processing_builder)
+                                       config_rules, hyperparams_builder, losses_builder,
+                                       matcher_builder, post_processing_builder)
 from object_detection.core import target_assigner
 from object_detection.meta_architectures import ssd_meta_arch
 from object_detection.models import (ssd_mobilenet_v1_fpn, ssd_mobilenet_v2_fpn,
@@ -89,8 +89,8 @@ def resize_method(ssd_config: ssd_pb2.Ssd) -> str:
 
 
 def _build_ssd(config: ssd_pb2.Ssd, path: str) -> ssd_meta_arch.SSDMetaArch:
-    if config.num_classes <= 0:
-        raise ConfigError(f"{path}.num_classes: must be > 0, got {config.num_classes}.")
+    # num_classes, pyramid and anchor levels, matcher thresholds (config_rules.ssd_problems).
+    config_rules.raise_first(config_rules.ssd_problems(config, path))
     for name in ("use_confidences_as_targets", "explicit_background_class"):
         if getattr(config, name):
             raise ConfigError(f"{path}.{name}: is not supported.")
@@ -107,11 +107,6 @@ def _build_ssd(config: ssd_pb2.Ssd, path: str) -> ssd_meta_arch.SSDMetaArch:
     anchors = anchor_generator_builder.build(config.anchor_generator,
                                              f"{path}.anchor_generator")
     extractor = _build_feature_extractor(config, f"{path}.feature_extractor")
-    if (extractor.min_level, extractor.max_level) != (anchors.min_level, anchors.max_level):
-        raise ConfigError(
-            f"{path}: feature_extractor.fpn levels {extractor.min_level}..{extractor.max_level} "
-            f"differ from anchor_generator levels {anchors.min_level}..{anchors.max_level}; "
-            "they must be the same.")
     # OD API: an implicit background slot (column 0) unless add_background_class is false.
     num_class_slots = config.num_classes + (1 if config.add_background_class else 0)
     # The TF1 OD API's slim predictor sets its batch norm mode inside its conv_hyperparams
@@ -155,9 +150,6 @@ def _build_feature_extractor(config: ssd_pb2.Ssd, path: str):
     if fe.pad_to_multiple < 1:
         raise ConfigError(f"{path}.pad_to_multiple: must be >= 1, got {fe.pad_to_multiple}.")
     fpn = fe.fpn
-    if fpn.min_level > fpn.max_level:
-        raise ConfigError(f"{path}.fpn: need min_level ({fpn.min_level}) <= max_level "
-                          f"({fpn.max_level}).")
     if fpn.min_level < 2:
         raise ConfigError(f"{path}.fpn.min_level: must be >= 2 (C2 is the finest backbone "
                           f"level), got {fpn.min_level}.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import keras
 
+from object_detection.builders import config_rules
 from object_detection.core import learning_schedules
 from object_detection.protos import optimizer_pb2, train_pb2
 from object_detection.utils.errors import ConfigError
@@ -18,21 +19,19 @@ _PATH = "train_config.optimizer"
 
 
 def build_learning_rate(config: optimizer_pb2.LearningRate, path: str):
-    """LearningRate message -> Keras LearningRateSchedule (see learning_schedules.py)."""
+    """LearningRate message -> Keras LearningRateSchedule (see learning_schedules.py).
+
+    Raises:
+      ConfigError: a rule of `config_rules.learning_rate_problems` is broken.
+    """
+    config_rules.raise_first(config_rules.learning_rate_problems(config, path))
     which = config.WhichOneof("learning_rate")
-    if which is None:
-        raise ConfigError(f"{path}: no learning rate is set; expected one of "
-                          "constant_learning_rate, exponential_decay_learning_rate, "
-                          "manual_step_learning_rate, cosine_decay_learning_rate.")
     c = getattr(config, which)
     path = f"{path}.{which}"
     try:
         if which == "constant_learning_rate":
-            _check_non_negative(c.learning_rate, f"{path}.learning_rate")
             return learning_schedules.ConstantLearningRate(c.learning_rate)
         if which == "exponential_decay_learning_rate":
-            if c.decay_steps <= 0:
-                raise ConfigError(f"{path}.decay_steps: must be > 0, got {c.decay_steps}.")
             return learning_schedules.ExponentialDecayLearningRate(
                 c.initial_learning_rate, c.decay_steps, c.decay_factor, c.staircase,
                 c.burnin_learning_rate, c.burnin_steps, c.min_learning_rate)
@@ -41,23 +40,14 @@ def build_learning_rate(config: optimizer_pb2.LearningRate, path: str):
             rates = [c.initial_learning_rate] + [s.learning_rate for s in c.schedule]
             return learning_schedules.ManualStepLearningRate(boundaries, rates, c.warmup)
         if which == "cosine_decay_learning_rate":
-            if c.total_steps <= 0:
-                raise ConfigError(f"{path}.total_steps: must be > 0, got {c.total_steps}.")
             return learning_schedules.CosineDecayWithWarmup(
                 c.learning_rate_base, c.total_steps, c.warmup_learning_rate, c.warmup_steps,
                 c.hold_base_rate_steps)
-    except ConfigError:
-        raise
-    except ValueError as e:
+    except ValueError as e:  # the schedules' own argument checks (the rules above agree)
         raise ConfigError(f"{path}: {e}") from None
     raise ConfigError(f"{path}: {which!r} is not supported; expected one of "
                       "constant_learning_rate, exponential_decay_learning_rate, "
                       "manual_step_learning_rate, cosine_decay_learning_rate.")
-
-
-def _check_non_negative(value: float, path: str) -> None:
-    if value < 0:
-        raise ConfigError(f"{path}: must be >= 0, got {value}.")
 
 
 def build(train_config: train_pb2.TrainConfig,
@@ -71,18 +61,14 @@ def build(train_config: train_pb2.TrainConfig,
       amp_float16: wrap in a LossScaleOptimizer (float16 mixed precision).
     """
     config = train_config.optimizer
+    # An optimizer and a schedule, value ranges (config_rules.optimizer_problems).
+    config_rules.raise_first(config_rules.optimizer_problems(config, _PATH))
     which = config.WhichOneof("optimizer")
-    if which is None:
-        raise ConfigError(f"{_PATH}: no optimizer is set; expected one of momentum_optimizer, "
-                          "rms_prop_optimizer, adam_optimizer.")
     c = getattr(config, which)
     path = f"{_PATH}.{which}"
     lr = build_learning_rate(c.learning_rate, f"{path}.learning_rate")
     common = {}
     if config.use_moving_average:
-        if not 0.0 < config.moving_average_decay < 1.0:
-            raise ConfigError(f"{_PATH}.moving_average_decay: must be in (0, 1), got "
-                              f"{config.moving_average_decay}.")
         common.update(use_ema=True, ema_momentum=config.moving_average_decay,
                       ema_overwrite_frequency=None)
     if train_config.gradient_clipping_by_norm > 0:

@@ -12,34 +12,19 @@ Images are drawn as the model saw them (the resized input), where the boxes are 
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from typing import Any, Mapping
 
 import numpy as np
 
+from object_detection.builders import plan_builder
 from object_detection.evaluation.coco_evaluation import CLASS_ID_OFFSET
 from object_detection.utils import visualization
 
 
-@dataclasses.dataclass(frozen=True)
-class DrawOptions:
-    """What `eval_config` asks of the pictures (plain values, read once)."""
-
-    num_visualizations: int = 10
-    min_score_threshold: float = 0.5
-    max_num_boxes_to_visualize: int = 20
-    skip_scores: bool = False
-    skip_labels: bool = False
-    visualize_groundtruth_boxes: bool = False
-    groundtruth_box_visualization_color: str = "black"
-    visualization_export_dir: str = ""
-    keep_image_id_for_visualization_export: bool = False
-
-    @classmethod
-    def from_eval_config(cls, eval_config) -> "DrawOptions":
-        return cls(**{f.name: getattr(eval_config, f.name) for f in dataclasses.fields(cls)})
+# What `eval_config` asks of the pictures, as plain values: `plans.eval.visualization`.
+DrawOptions = plan_builder.VisualizationPlan
 
 
 class SideBySide:

@@ -44,6 +44,7 @@ from object_detection.core.standard_fields import TfExampleFields
 from object_detection.export.signatures import (CHECKPOINT_DIRNAME, INPUT_NAME, INPUT_TYPES,
                                                 SAVED_MODEL_DIRNAME, SERVING_SIGNATURE)
 from object_detection.meta_architectures import checkpoint_layout, odapi_checkpoint, ssd_meta_arch
+from object_detection.builders import config_rules
 from object_detection.utils import config_util
 from object_detection.utils.errors import ConfigError
 
@@ -259,8 +260,8 @@ def export_from_pipeline_file(pipeline_config_path: str, trained_checkpoint: str
                               output_directory: str, config_override: Sequence[str] = (),
                               input_type: str = "image_tensor") -> str:
     """`export_inference_graph` from a pipeline config file and overrides."""
-    configs = config_util.get_configs_from_pipeline_file(pipeline_config_path,
-                                                         config_override=list(config_override))
+    configs = config_rules.load_pipeline_configs(pipeline_config_path,
+                                                 config_override=list(config_override))
     return export_inference_graph(configs, trained_checkpoint, output_directory, input_type)
 
 

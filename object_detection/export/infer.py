@@ -80,6 +80,7 @@ def saved_model_detector(saved_model_dir: str) -> Detector:
     """The `serving_default` signature of an export."""
     import tensorflow as tf
 
+    from object_detection.builders import config_rules
     from object_detection.export import exporter_lib
 
     loaded = tf.saved_model.load(exporter_lib.saved_model_path(saved_model_dir))
@@ -151,10 +152,13 @@ def _label_map_from_config(config_path: str | None) -> str | None:
     """The label map a pipeline config names (eval input first), if the file exists."""
     if not config_path or not os.path.isfile(config_path):
         return None
+    from object_detection.builders import plan_builder
     from object_detection.utils import config_util
 
     configs = config_util.get_configs_from_pipeline_file(config_path, validate=False)
-    readers = list(configs["eval_input_configs"]) + [configs["train_input_config"]]
+    readers = [plan_builder.input_plan(r, f"eval_input_reader.{i}")
+               for i, r in enumerate(configs["eval_input_configs"])]
+    readers.append(plan_builder.input_plan(configs["train_input_config"], "train_input_reader"))
     for reader in readers:
         if reader.label_map_path and os.path.isfile(reader.label_map_path):
             return reader.label_map_path
@@ -256,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             detector = export_detector(args.saved_model_dir)
         else:
             config_path = args.pipeline_config_path
-            configs = config_util.get_configs_from_pipeline_file(
+            configs = config_rules.load_pipeline_configs(
                 config_path, config_override=args.config_override)
             detector = checkpoint_detector(configs, args.checkpoint_dir)
         category_index = None

@@ -298,10 +298,10 @@ def export_from_pipeline_file(pipeline_config_path: str, trained_checkpoint: str
                               output_directory: str, config_override: Sequence[str] = (),
                               **kwargs) -> str:
     """`export_onnx` from a pipeline config file and overrides (kwargs: see `export_onnx`)."""
-    from object_detection.utils import config_util
+    from object_detection.builders import config_rules
 
-    configs = config_util.get_configs_from_pipeline_file(pipeline_config_path,
-                                                         config_override=list(config_override))
+    configs = config_rules.load_pipeline_configs(pipeline_config_path,
+                                                 config_override=list(config_override))
     return export_onnx(configs, trained_checkpoint, output_directory, **kwargs)
 
 

@@ -48,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     from object_detection.export import exporter_lib, tflite_exporter
+    from object_detection.builders import config_rules
     from object_detection.utils import config_util
     from object_detection.utils.errors import ConfigError
 
@@ -57,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.path.dirname(saved_model), config_util.PIPELINE_CONFIG_NAME)
         configs = None
         if args.quantize == "int8":
-            configs = config_util.get_configs_from_pipeline_file(
+            configs = config_rules.load_pipeline_configs(
                 config_path, config_override=args.config_override)
         tflite_exporter.convert_for_configs(configs, saved_model, args.output_file,
                                             args.quantize, args.num_calibration_images)

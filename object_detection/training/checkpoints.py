@@ -25,18 +25,26 @@ import shutil
 
 import tensorflow as tf
 
+from object_detection.builders import plan_builder
 from object_detection.meta_architectures import odapi_checkpoint
 from object_detection.meta_architectures.checkpoint_layout import checkpoint_key, model_checkpoint
-from object_detection.utils import config_util
 from object_detection.utils.errors import ConfigError
 
 logger = logging.getLogger("object_detection")
 
-FINE_TUNE_TYPES = config_util.FINE_TUNE_CHECKPOINT_TYPES
+FINE_TUNE_TYPES = plan_builder.FINE_TUNE_CHECKPOINT_TYPES
 
 
-def restore_or_initialize(session, model_dir: str) -> bool:
-    """Restores the newest checkpoint of `model_dir`; else applies fine_tune_checkpoint.
+def restore_or_initialize(session, model_dir: str,
+                          fine_tune_plan: plan_builder.FineTunePlan | None = None) -> bool:
+    """Restores the newest checkpoint of `model_dir`; else applies the fine-tune checkpoint.
+
+    Args:
+      session: the run (its `checkpoint`, `model`, `step`, `engine`).
+      model_dir: where the run's checkpoints are.
+      fine_tune_plan: `plans.train.fine_tune` (the checkpoint path and the resolved kind);
+        None: `plan_builder.fine_tune_plan(session.configs["train_config"])`, the same plan
+        for a session built from the same configs (None again without a checkpoint).
 
     Returns:
       True when training resumes from `model_dir`.
@@ -48,13 +56,11 @@ def restore_or_initialize(session, model_dir: str) -> bool:
         if session.engine.is_chief:
             print(f"resuming from {latest} at step {session.step}", flush=True)
         return True
-    train_config = session.configs["train_config"]
-    path = train_config.fine_tune_checkpoint
-    if path:
-        kind = train_config.fine_tune_checkpoint_type or (
-            "detection" if train_config.from_detection_checkpoint else "classification")
+    if fine_tune_plan is None:
+        fine_tune_plan = plan_builder.fine_tune_plan(session.configs["train_config"])
+    if fine_tune_plan is not None:
         try:
-            fine_tune(session.model, path, kind)
+            fine_tune(session.model, fine_tune_plan.checkpoint, fine_tune_plan.kind)
         except ValueError as e:  # OdApiCheckpointError, a file that fits another network
             if isinstance(e, ConfigError):
                 raise
@@ -63,11 +69,13 @@ def restore_or_initialize(session, model_dir: str) -> bool:
 
 
 def fine_tune(model, path: str, kind: str) -> None:
-    """Loads pretrained weights into a freshly built model (see module docstring)."""
+    """Loads pretrained weights into a freshly built model (see module docstring).
+
+    `kind` is resolved and checked by `plan_builder.fine_tune_plan` for a config; the check
+    here is for other callers.
+    """
     if kind not in FINE_TUNE_TYPES:
-        raise ValueError(
-            f"train_config.fine_tune_checkpoint_type: {kind!r} is not supported; expected one "
-            f"of {list(FINE_TUNE_TYPES)}.")
+        raise ValueError(f"fine_tune: kind {kind!r} is not one of {list(FINE_TUNE_TYPES)}.")
     path = resolve_fine_tune_checkpoint(path)
     is_keras_file = _is_keras_file(path)
     if not is_keras_file and odapi_checkpoint.is_odapi_checkpoint(path):

@@ -106,8 +106,12 @@ _OPTIMIZER = "builders/optimizer_builder.py"
 _DATASET = "builders/dataset_builder.py"
 _INPUTS = "data/inputs.py"
 _TRAIN = "training/train_lib.py"
+_RUN = "training/run_state.py"
+_STEP = "training/train_step.py"
+_EVAL_LOOP = "evaluation/eval_loop.py"
 _TRAINABLE = "training/trainable.py"
 _CHECKPOINTS = "training/checkpoints.py"
+_PLANS = "builders/plan_builder.py"
 _MAIN = "model_main.py"
 _EVAL_IMAGES = "evaluation/eval_images.py"
 
@@ -159,7 +163,7 @@ def _hyperparams(prefix: str) -> dict[str, Status]:
         "force_use_bias": _h(hb),
     }
     for norm in ("batch_norm", "sync_batch_norm"):
-        fields[norm] = _h(hb, _TRAIN) if norm == "sync_batch_norm" else _h(hb)
+        fields[norm] = _h(hb, _STEP) if norm == "sync_batch_norm" else _h(hb)
         for name in ("decay", "center", "scale", "epsilon", "train"):
             fields[f"{norm}.{name}"] = _h(hb)
     return {(k if k == prefix else f"{prefix}.{k}"): v for k, v in fields.items()}
@@ -393,13 +397,13 @@ def _train_config() -> dict[str, Status]:
         f"{opt}.adam_optimizer.epsilon": _h(_OPTIMIZER),
         f"{opt}.use_moving_average": _h(_OPTIMIZER),
         f"{opt}.moving_average_decay": _h(_OPTIMIZER),
-        f"{t}.gradient_clipping_by_norm": _h(_OPTIMIZER, _TRAIN),
-        f"{t}.fine_tune_checkpoint": _h(_CHECKPOINTS, _TRAIN),
-        f"{t}.fine_tune_checkpoint_type": _h(_CHECKPOINTS),
+        f"{t}.gradient_clipping_by_norm": _h(_OPTIMIZER, _RUN),
+        f"{t}.fine_tune_checkpoint": _h(_PLANS, _CHECKPOINTS, _TRAIN),
+        f"{t}.fine_tune_checkpoint_type": _h(_PLANS),
         f"{t}.fine_tune_checkpoint_version": Hint(
             "the checkpoint's format (TF1 name-based or TF2 object-based) is read from the "
             "checkpoint itself"),
-        f"{t}.from_detection_checkpoint": _h(_CHECKPOINTS),
+        f"{t}.from_detection_checkpoint": _h(_PLANS),
         f"{t}.load_all_detection_checkpoint_vars": Hint(
             "detection fine-tuning always loads every variable of the checkpoint that fits the "
             "model (a class head of another num_classes is left out)", agrees=(True,)),
@@ -411,8 +415,8 @@ def _train_config() -> dict[str, Status]:
             "in lockstep", agrees=(0.0,)),
         f"{t}.bias_grad_multiplier": Refused(
             "bias gradients are not scaled (the TF1 OD API multiplied them by it); remove it"),
-        f"{t}.update_trainable_variables": _h(_TRAIN, _TRAINABLE),
-        f"{t}.freeze_variables": _h(_TRAIN, _TRAINABLE),
+        f"{t}.update_trainable_variables": _h(_RUN, _TRAINABLE),
+        f"{t}.freeze_variables": _h(_RUN, _TRAINABLE),
         f"{t}.replicas_to_aggregate": Hint(
             "every replica's gradients are aggregated every step; the replica count is the "
             "distribution engine's"),
@@ -489,7 +493,7 @@ def _input_reader(training: bool) -> dict[str, Status]:
         "name": Hint("a label of the reader; nothing reads it" if training else
                      "a label; the OD API names evaluation directories by it only when it "
                      "evaluates several readers"),
-        "label_map_path": _h(d) if training else _h(d, _TRAIN),
+        "label_map_path": _h(d) if training else _h(d, _EVAL_LOOP),
         "shuffle": _h(d, _INPUTS) if training else Hint(
             f"{every_record}; the order does not change the metrics", agrees=(False,)),
         "shuffle_buffer_size": _h(d) if training else Hint(f"{every_record}, unshuffled"),
@@ -563,7 +567,7 @@ def _eval_config() -> dict[str, Status]:
         e: _h(_TRAIN),
         f"{e}.batch_size": _h(_DATASET),
         f"{e}.num_visualizations": _h(_EVAL_IMAGES),
-        f"{e}.num_examples": _h(_TRAIN),
+        f"{e}.num_examples": _h(_EVAL_LOOP),
         f"{e}.eval_interval_secs": _h(_TRAIN),
         f"{e}.max_evals": Hint(
             "continuous evaluation ends at the last training step or after --eval_timeout "
@@ -574,7 +578,7 @@ def _eval_config() -> dict[str, Status]:
         f"{e}.visualization_export_dir": _h(_EVAL_IMAGES),
         f"{e}.eval_master": Hint("a TF1 session address; the distribution engine connects "
                                  "the workers"),
-        f"{e}.metrics_set": _h(_TRAIN, note=_METRICS),
+        f"{e}.metrics_set": _h(_EVAL_LOOP, note=_METRICS),
         f"{e}.parameterized_metric": keypoints,
         f"{e}.export_path": Hint(
             "the detections of each evaluation are written to "
@@ -593,8 +597,8 @@ def _eval_config() -> dict[str, Status]:
         f"{e}.retain_original_images": Hint(
             "pictures are drawn on the resized model input, to which the boxes are "
             "normalized; the metrics are the same"),
-        f"{e}.include_metrics_per_category": _h(_TRAIN, note=_METRICS),
-        f"{e}.all_metrics_per_category": _h(_TRAIN, note=_METRICS),
+        f"{e}.include_metrics_per_category": _h(_EVAL_LOOP, note=_METRICS),
+        f"{e}.all_metrics_per_category": _h(_EVAL_LOOP, note=_METRICS),
         f"{e}.super_categories": Refused(
             "metrics are not grouped by super-category; include_metrics_per_category gives "
             "AP per category"),

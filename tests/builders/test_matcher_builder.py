@@ -81,3 +81,13 @@ def test_bipartite_matcher_is_rejected():
     with pytest.raises(ConfigError, match=r"^model\.ssd\.matcher: 'bipartite_matcher' is not "
                                           r"supported; expected one of \['argmax_matcher'\]"):
         _build("bipartite_matcher { }")
+
+
+def test_equal_thresholds_need_negatives_below_unmatched():
+    # Negatives lie between the thresholds when negatives_lower_than_unmatched is false.
+    with pytest.raises(ConfigError, match=r"^model\.ssd\.matcher\.argmax_matcher: with "
+                                          r"negatives_lower_than_unmatched: false .* need "
+                                          r"unmatched_threshold \(0\.5\) < matched_threshold "
+                                          r"\(0\.5\)\.$"):
+        _build("argmax_matcher { matched_threshold: 0.5 unmatched_threshold: 0.5 "
+               "negatives_lower_than_unmatched: false }")

@@ -236,8 +236,8 @@ def _clear_extractor_hyperparams(config):
             r"max_level \(4\)"),
     # One anchor grid per feature map: levels must agree.
     ("ssd { feature_extractor { fpn { max_level: 6 } } }",
-     _SSD + r": feature_extractor\.fpn levels 3\.\.6 differ from anchor_generator levels "
-            r"3\.\.7"),
+     _SSD + r"\.anchor_generator\.multiscale_anchor_generator: levels 3\.\.7 differ from "
+            r"model\.ssd\.feature_extractor\.fpn levels 3\.\.6"),
     ("ssd { feature_extractor { fpn { min_level: 1 } } anchor_generator { "
      "multiscale_anchor_generator { min_level: 1 } } }",
      _FE + r"\.fpn\.min_level: must be >= 2"),
@@ -252,7 +252,7 @@ def _clear_extractor_hyperparams(config):
     ("ssd { image_resizer { fixed_shape_resizer { convert_to_grayscale: true } } }",
      _SSD + r"\.image_resizer\.fixed_shape_resizer\.convert_to_grayscale: is not supported"),
     # Zero and negative values.
-    ("ssd { num_classes: 0 }", _SSD + r"\.num_classes: must be > 0, got 0"),
+    ("ssd { num_classes: 0 }", _SSD + r"\.num_classes: got 0; must be > 0"),
     ("ssd { feature_extractor { depth_multiplier: 0.0 } }",
      _FE + r"\.depth_multiplier: must be > 0, got 0"),
     ("ssd { feature_extractor { depth_multiplier: -1.0 } }",

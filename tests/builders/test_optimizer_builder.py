@@ -184,27 +184,32 @@ _LR = _OPT + r"\.momentum_optimizer\.learning_rate"
                              r"rms_prop_optimizer, adam_optimizer"),
     # An optimizer without a learning rate.
     ("optimizer { momentum_optimizer { momentum_optimizer_value: 0.9 } }",
-     _LR + r": no learning rate is set; expected one of constant_learning_rate"),
+     _LR + r": no schedule is set; expected one of constant_learning_rate"),
     # EMA decay must be in (0, 1).
     (_lr_text("constant_learning_rate { learning_rate: 0.01 }").replace(
         "use_moving_average: false", "use_moving_average: true moving_average_decay: 1.0"),
      _OPT + r"\.moving_average_decay: must be in \(0, 1\), got 1"),
     (_lr_text("constant_learning_rate { learning_rate: -0.1 }"),
-     _LR + r"\.constant_learning_rate\.learning_rate: must be >= 0, got -0\.1"),
+     _LR + r"\.constant_learning_rate\.learning_rate: got -0\.1; must be >= 0\."),
     (_lr_text("exponential_decay_learning_rate { decay_steps: 0 }"),
-     _LR + r"\.exponential_decay_learning_rate\.decay_steps: must be > 0, got 0"),
+     _LR + r"\.exponential_decay_learning_rate\.decay_steps: got 0; must be > 0\."),
     (_lr_text("manual_step_learning_rate { schedule { step: 200 } schedule { step: 100 } }"),
-     _LR + r"\.manual_step_learning_rate: boundaries must be positive and increasing, "
-           r"got \[200, 100\]"),
+     _LR + r"\.manual_step_learning_rate\.schedule\.1\.step: got 100; steps must be "
+           r"strictly increasing \(previous step is 200\)"),
     (_lr_text("cosine_decay_learning_rate { total_steps: 0 warmup_steps: 0 }"),
      _LR + r"\.cosine_decay_learning_rate\.total_steps: must be > 0, got 0"),
     (_lr_text("cosine_decay_learning_rate { total_steps: 1000 warmup_steps: 2000 }"),
-     _LR + r"\.cosine_decay_learning_rate: warmup_steps \(2000\) \+ hold_base_rate_steps \(0\) "
-           r"must not exceed total_steps \(1000\)"),
+     _LR + r"\.cosine_decay_learning_rate: need warmup_steps \(2000\) <= total_steps "
+           r"\(1000\)\.$"),
+    # The decay starts after warm-up and hold: both must fit in total_steps.
+    (_lr_text("cosine_decay_learning_rate { total_steps: 1000 warmup_steps: 600 "
+              "hold_base_rate_steps: 500 }"),
+     _LR + r"\.cosine_decay_learning_rate: need warmup_steps \(600\) \+ hold_base_rate_steps "
+           r"\(500\) <= total_steps \(1000\)\.$"),
     (_lr_text("cosine_decay_learning_rate { learning_rate_base: 0.5 warmup_learning_rate: 0.75 "
               "total_steps: 1000 warmup_steps: 10 }"),
-     _LR + r"\.cosine_decay_learning_rate: learning_rate_base \(0\.5\) must be >= "
-           r"warmup_learning_rate \(0\.75\)"),
+     _LR + r"\.cosine_decay_learning_rate: need warmup_learning_rate \(0\.75\) <= "
+           r"learning_rate_base \(0\.5\) when warmup_steps > 0\."),
 ])
 def test_config_errors_name_the_field(text, pattern):
     with pytest.raises(ConfigError, match=pattern):

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from google.protobuf import descriptor as _descriptor
 
+from object_detection.builders import config_rules
 from object_detection.utils import config_fields, config_util
 from object_detection.utils.config_fields import FIELDS, Hint, Honoured, Refused
 from object_detection.utils.errors import ConfigError
@@ -206,7 +207,7 @@ def test_loading_a_file_that_sets_a_refused_field_fails(tmp_path):
     configs = config_util.create_configs_from_pipeline_proto(
         config_util.parse_pipeline_config_text(text))
     with pytest.raises(ConfigError, match=r"^graph_rewriter: "):
-        config_util.check_for_training(configs)
+        config_rules.check_for_training(configs)
 
 
 def test_the_augmentation_steps_are_those_dataset_builder_builds(small_config):

@@ -1,4 +1,4 @@
-"""Tests for object_detection/utils/config_util.py: load, override, validate, save."""
+"""Tests for object_detection/utils/config_util/: load, override, validate, save."""
 from __future__ import annotations
 
 import pathlib
@@ -8,6 +8,7 @@ import pytest
 from google.protobuf import text_format
 
 from object_detection.protos import pipeline_pb2, post_processing_pb2
+from object_detection.builders import config_rules
 from object_detection.utils import config_util
 from object_detection.utils.errors import ConfigError
 
@@ -418,7 +419,7 @@ def _invalid(*overrides: str) -> pipeline_pb2.TrainEvalPipelineConfig:
 
 
 def test_minimal_config_is_valid():
-    config_util.validate_pipeline_config(_minimal())
+    config_rules.validate_pipeline_config(_minimal())
 
 
 @pytest.mark.parametrize("overrides, pattern", [
@@ -458,13 +459,13 @@ def test_minimal_config_is_valid():
 ])
 def test_validation_rule(overrides, pattern):
     with pytest.raises(ConfigError, match=pattern):
-        config_util.validate_pipeline_config(_invalid(*overrides))
+        config_rules.validate_pipeline_config(_invalid(*overrides))
 
 
 def test_fpn_min_level_above_max_level():
     config = _invalid("model.ssd.feature_extractor.fpn.min_level=8")
     with pytest.raises(ConfigError) as caught:
-        config_util.validate_pipeline_config(config)
+        config_rules.validate_pipeline_config(config)
     message = str(caught.value)
     assert "model.ssd.feature_extractor.fpn: need min_level (8) <= max_level (7)." in message
     # The anchors (3..7) no longer match the pyramid either.
@@ -478,11 +479,11 @@ def test_anchor_min_level_above_max_level():
                       "model.ssd.anchor_generator.multiscale_anchor_generator.max_level=4",
                       "model.ssd.feature_extractor.fpn={min_level: 6 max_level: 4}")
     with pytest.raises(ConfigError, match=r"^2 problems"):
-        config_util.validate_pipeline_config(config)
+        config_rules.validate_pipeline_config(config)
     with pytest.raises(ConfigError, match=r"model\.ssd\.anchor_generator\."
                                           r"multiscale_anchor_generator: need min_level \(6\) "
                                           r"<= max_level \(4\)\."):
-        config_util.validate_pipeline_config(config)
+        config_rules.validate_pipeline_config(config)
 
 
 def test_manual_step_schedule_must_increase():
@@ -494,20 +495,20 @@ def test_manual_step_schedule_must_increase():
           } } } } }""")
     with pytest.raises(ConfigError, match=r"manual_step_learning_rate\.schedule\.1\.step: got 5; "
                                           r"steps must be strictly increasing"):
-        config_util.validate_pipeline_config(config)
+        config_rules.validate_pipeline_config(config)
 
 
 def test_ignore_thresholds_skips_threshold_order():
     config = _invalid("model.ssd.matcher.argmax_matcher.unmatched_threshold=0.9",
                       "model.ssd.matcher.argmax_matcher.ignore_thresholds=true")
-    config_util.validate_pipeline_config(config)
+    config_rules.validate_pipeline_config(config)
 
 
-def test_get_configs_validates_unless_told_not_to(tmp_path):
+def test_loading_checks_the_value_rules_and_reading_alone_does_not(tmp_path):
     path = _write(tmp_path, MINIMAL.replace("num_classes: 3", "num_classes: 0"))
     with pytest.raises(ConfigError, match=r"model\.ssd\.num_classes: got 0"):
-        config_util.get_configs_from_pipeline_file(path)
-    configs = config_util.get_configs_from_pipeline_file(path, validate=False)
+        config_rules.load_pipeline_configs(path)
+    configs = config_util.get_configs_from_pipeline_file(path)  # the builders check it
     assert configs["model"].ssd.num_classes == 0
 
 
@@ -519,7 +520,7 @@ def test_saved_text_is_od_api_text_format(tmp_path):
 
 
 def test_check_for_training_accepts_minimal_config():
-    config_util.check_for_training(config_util.create_configs_from_pipeline_proto(_minimal()))
+    config_rules.check_for_training(config_util.create_configs_from_pipeline_proto(_minimal()))
 
 
 @pytest.mark.parametrize("cut, pattern", [
@@ -536,4 +537,12 @@ def test_check_for_training_names_missing_part(cut, pattern):
         holder = getattr(holder, name)
     holder.ClearField(last)
     with pytest.raises(ConfigError, match=pattern):
-        config_util.check_for_training(config_util.create_configs_from_pipeline_proto(config))
+        config_rules.check_for_training(config_util.create_configs_from_pipeline_proto(config))
+
+
+def test_a_matcher_rule_that_only_a_constructor_knew_is_found_at_load():
+    config = _invalid("model.ssd.matcher.argmax_matcher.unmatched_threshold=0.5",
+                      "model.ssd.matcher.argmax_matcher.negatives_lower_than_unmatched=false")
+    with pytest.raises(ConfigError, match=r"^model\.ssd\.matcher\.argmax_matcher: with "
+                                          r"negatives_lower_than_unmatched: false"):
+        config_rules.validate_pipeline_config(config)
