@@ -80,7 +80,6 @@ def saved_model_detector(saved_model_dir: str) -> Detector:
     """The `serving_default` signature of an export."""
     import tensorflow as tf
 
-    from object_detection.builders import config_rules
     from object_detection.export import exporter_lib
 
     loaded = tf.saved_model.load(exporter_lib.saved_model_path(saved_model_dir))
@@ -240,6 +239,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    from object_detection.builders import config_rules
     from object_detection.data import label_map_util
     from object_detection.export import exporter_lib
     from object_detection.export.onnx_exporter import OnnxModelError, OnnxUnavailableError
