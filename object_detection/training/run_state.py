@@ -8,10 +8,9 @@ from typing import Any, Mapping
 
 import keras
 
-from object_detection.builders import model_builder, optimizer_builder
+from object_detection.builders import model_builder, optimizer_builder, plan_builder
 from object_detection.meta_architectures import checkpoint_layout
 from object_detection.training import distribution, trainable
-from object_detection.training.train_step import sync_batch_norm_fields
 from object_detection.utils.dllogger import DLLogger
 from object_detection.utils.errors import ConfigError
 
@@ -51,7 +50,7 @@ class RunState:
         self.configs = configs
         self.options = options
         self.engine = engine
-        self.sync_batch_norm = sync_batch_norm_fields(configs["model"])  # field paths
+        self.sync_batch_norm = plan_builder.sync_batch_norm_fields(configs["model"])  # field paths
         synced = self.sync_batch_norm and engine.num_replicas_in_sync > 1
         if synced and not engine.optimizer_sums_gradients:
             raise ConfigError(

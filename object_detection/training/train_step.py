@@ -136,21 +136,6 @@ def make_train_loop(run):
     return train_loop
 
 
-def sync_batch_norm_fields(config, path: str = "model") -> list[str]:
-    """The field paths of every `sync_batch_norm` set in a config message (e.g. the model)."""
-    found = []
-    for field, value in config.ListFields():
-        if field.name == "sync_batch_norm":
-            found.append(f"{path}.sync_batch_norm")
-        elif field.message_type is not None:
-            if hasattr(value, "ListFields"):
-                found += sync_batch_norm_fields(value, f"{path}.{field.name}")
-            else:  # repeated
-                for i, item in enumerate(value):
-                    found += sync_batch_norm_fields(item, f"{path}.{field.name}[{i}]")
-    return found
-
-
 def clip_global_gradient(grads, engine, clip_norm: float, optimizer):
     """`gradient_clipping_by_norm` on the sum of every replica's gradient (tf.distribute).
 

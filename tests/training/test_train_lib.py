@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from object_detection.builders import plan_builder
 from object_detection.core.standard_fields import InputFields as F
 from object_detection.training import distribution, train_lib, train_step
 from object_detection.utils import config_util, dllogger
@@ -188,7 +189,7 @@ class _TwoRankHorovodLike(distribution.Engine):
 def test_sync_batch_norm_is_refused_where_it_would_not_synchronize(small_overrides, tmp_path):
     field = "model.ssd.box_predictor.weight_shared_convolutional_box_predictor.conv_hyperparams"
     configs = _configs(small_overrides, f"{field}.sync_batch_norm={{ scale: true }}")
-    assert train_step.sync_batch_norm_fields(configs["model"]) == [f"{field}.sync_batch_norm"]
+    assert plan_builder.sync_batch_norm_fields(configs["model"]) == [f"{field}.sync_batch_norm"]
     with pytest.raises(train_lib.ConfigError, match=rf"^{field}\.sync_batch_norm: synchronized "
                        r"batch norm runs under tf.distribute .* with horovod each of the 2 "
                        r"ranks would normalize with its own batch only"):
