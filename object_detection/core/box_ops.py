@@ -134,9 +134,16 @@ def to_normalized(boxes: tf.Tensor, height, width) -> tf.Tensor:
       width: image width in pixels; scalar or broadcastable to [..., N]; > 0.
 
     Returns:
-      float32 [..., N, 4], yxyx normalized (y / height, x / width). Not clipped to [0, 1].
+      float32 [..., N, 4], yxyx normalized (y / height, x / width; divided, not multiplied by
+      the reciprocal, so pixel values that are multiples of the size stay exact). Not clipped
+      to [0, 1].
     """
-    return scale(boxes, 1.0 / as_float32(height, "height"), 1.0 / as_float32(width, "width"))
+    boxes = as_float32(boxes, "boxes")
+    check_last_dim(boxes, 4, "boxes")
+    height = as_float32(height, "height")
+    width = as_float32(width, "width")
+    ymin, xmin, ymax, xmax = tf.unstack(boxes, axis=-1)
+    return tf.stack([ymin / height, xmin / width, ymax / height, xmax / width], axis=-1)
 
 
 def to_absolute(boxes: tf.Tensor, height, width) -> tf.Tensor:

@@ -5,6 +5,11 @@ spelled here once; code uses these constants, never literal strings.
 """
 from __future__ import annotations
 
+# Label-map ids (records, COCO, exported detections) are 1-based, 0 being the background id;
+# model classes are 0-based foreground ids: model class = label id - CLASS_ID_OFFSET. The
+# decoder subtracts it once; evaluation and export add it back at the edge.
+CLASS_ID_OFFSET = 1
+
 
 class InputFields:
     """Keys of decoded examples and of training / evaluation batches."""
@@ -85,3 +90,5 @@ class TargetFields:
     reg_targets = "reg_targets"  # float32 [B, A, 4], [ty, tx, th, tw]; 0 where not matched
     reg_weights = "reg_weights"  # float32 [B, A]; gt weight where matched, else 0
     match = "match"  # int32 [B, A]; gt index >= 0, UNMATCHED (-1) or IGNORED (-2)
+    # Added by `SSDMetaArch.assign_targets`: float32 [], matched anchors of the batch.
+    num_matches = "num_matches"

@@ -48,7 +48,7 @@ from typing import Callable, Sequence
 
 import tensorflow as tf
 
-from object_detection.core import image_resizer
+from object_detection.core import box_ops, image_resizer
 
 Step = Callable[..., tuple[tf.Tensor, tf.Tensor, tf.Tensor]]
 
@@ -238,9 +238,8 @@ def random_pad_image(image, boxes, mask, *, min_image_size: Sequence[int] | None
     padded = tf.image.pad_to_bounding_box(image - pad_color, offset_height, offset_width,
                                           target_height, target_width) + pad_color
     window = tf.cast(tf.stack([-offset_height, -offset_width, target_height - offset_height,
-                               target_width - offset_width]), tf.float32)
-    window /= tf.cast(tf.stack([image_height, image_width, image_height, image_width]),
-                      tf.float32)
+                               target_width - offset_width]), tf.float32)  # pixels
+    window = box_ops.to_normalized(window, image_height, image_width)
     return padded, _change_coordinate_frame(boxes, window), mask
 
 

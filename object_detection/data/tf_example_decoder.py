@@ -23,10 +23,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from object_detection.core.standard_fields import InputFields, TfExampleFields
-
-# Record labels are 1-based (0 = background); model classes are 0-based foreground ids.
-CLASS_ID_OFFSET = 1
+from object_detection.core.standard_fields import CLASS_ID_OFFSET, InputFields, TfExampleFields
 
 _BOX_KEYS = (TfExampleFields.object_bbox_ymin, TfExampleFields.object_bbox_xmin,
              TfExampleFields.object_bbox_ymax, TfExampleFields.object_bbox_xmax)
@@ -92,6 +89,17 @@ class TfExampleDecoder:
             InputFields.num_groundtruth_boxes: num_boxes,
         }
 
+    def labels_in_range(self, classes: tf.Tensor) -> tf.Tensor:
+        """bool []: whether 0 <= classes < num_classes (labels 1..num_classes); True without
+        num_classes.
+
+        Args:
+          classes: int32 [n], 0-based.
+        """
+        if self.num_classes is None:
+            return tf.constant(True)
+        return tf.reduce_all((classes >= 0) & (classes < self.num_classes))
+
     def check_labels(self, classes: tf.Tensor, where: tf.Tensor | str = "") -> tf.Operation:
         """An assertion that 0 <= classes < num_classes (no-op without num_classes).
 
@@ -101,7 +109,7 @@ class TfExampleDecoder:
         """
         if self.num_classes is None:
             return tf.no_op()
-        ok = tf.reduce_all((classes >= 0) & (classes < self.num_classes))
+        ok = self.labels_in_range(classes)
         message = tf.strings.format(
             "{}: class labels {} are outside 1..num_classes ({}); the label map and "
             "num_classes do not match the records",

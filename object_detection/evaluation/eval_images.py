@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from object_detection.builders import plan_builder
-from object_detection.evaluation.coco_evaluation import CLASS_ID_OFFSET
+from object_detection.core.standard_fields import CLASS_ID_OFFSET
 from object_detection.utils import visualization
 
 

@@ -36,6 +36,7 @@ from object_detection.core.standard_fields import DetectionResultFields as D
 from object_detection.core.standard_fields import InputFields as F
 from object_detection.core.standard_fields import LossFields
 from object_detection.core.standard_fields import PredictionFields as P
+from object_detection.core.standard_fields import TargetFields as T
 
 CLASSIFICATION_LOSSES = ("sigmoid_focal", "sigmoid")
 # The fields of a batch that `assign_targets` reads.
@@ -208,13 +209,13 @@ class SSDMetaArch(keras.Model):
             groundtruth_weights=groundtruth.get(F.groundtruth_weights),
         ))
         if self.add_background_class:
-            cls_targets = targets["cls_targets"]
+            cls_targets = targets[T.cls_targets]
             if self.encode_background_as_zeros:
                 background = tf.zeros_like(cls_targets[..., :1])
             else:
                 background = 1.0 - tf.reduce_max(cls_targets, axis=-1, keepdims=True)
-            targets["cls_targets"] = tf.concat([background, cls_targets], axis=-1)  # [B, A, K+1]
-        targets["num_matches"] = tf.reduce_sum(targets["reg_weights"])
+            targets[T.cls_targets] = tf.concat([background, cls_targets], axis=-1)  # [B, A, K+1]
+        targets[T.num_matches] = tf.reduce_sum(targets[T.reg_weights])
         return targets
 
     def losses_from_targets(self, predictions: Mapping[str, tf.Tensor],
@@ -233,21 +234,23 @@ class SSDMetaArch(keras.Model):
         box_encodings = predictions[P.box_encodings]
         logits = predictions[P.class_predictions_with_background]
         if opts.localization_loss == "smooth_l1":
-            loc = losses_lib.smooth_l1_loss(box_encodings, targets["reg_targets"],
-                                            targets["reg_weights"], delta=opts.smooth_l1_delta)
+            loc = losses_lib.smooth_l1_loss(box_encodings, targets[T.reg_targets],
+                                            targets[T.reg_weights], delta=opts.smooth_l1_delta)
         else:
-            loc = losses_lib.l2_loss(box_encodings, targets["reg_targets"], targets["reg_weights"])
+            loc = losses_lib.l2_loss(box_encodings, targets[T.reg_targets], targets[T.reg_weights])
         if opts.classification_loss == "sigmoid_focal":
-            cls = losses_lib.sigmoid_focal_loss(logits, targets["cls_targets"],
-                                                targets["cls_weights"], alpha=opts.focal_alpha,
+            cls = losses_lib.sigmoid_focal_loss(logits, targets[T.cls_targets],
+                                                targets[T.cls_weights], alpha=opts.focal_alpha,
                                                 gamma=opts.focal_gamma)
         else:
-            cls = losses_lib.sigmoid_cross_entropy(logits, targets["cls_targets"],
-                                                   targets["cls_weights"])
+            cls = losses_lib.sigmoid_cross_entropy(logits, targets[T.cls_targets],
+                                                   targets[T.cls_weights])
         normalizer = tf.constant(1.0)
         if opts.normalize_by_num_matches:
             normalizer = tf.maximum(tf.cast(num_matches, tf.float32), 1.0)  # 0/0 with no gt
-        loc_normalizer = normalizer * (4.0 if opts.normalize_loc_by_codesize else 1.0)
+        loc_normalizer = normalizer
+        if opts.normalize_loc_by_codesize:
+            loc_normalizer = normalizer * float(self.target_assigner.box_coder.code_size)
         return {
             LossFields.localization_loss:
                 opts.localization_weight * tf.reduce_sum(loc) / loc_normalizer,

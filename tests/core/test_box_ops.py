@@ -69,6 +69,11 @@ class BoxOpsTest(tf.test.TestCase):
         self.assertAllClose(absolute, [[10.0, 40.0, 30.0, 80.0]])
         self.assertAllClose(box_ops.to_normalized(absolute, 100, 200), normalized)
 
+    def test_to_normalized_divides_by_the_size(self):
+        # 41 * (1 / 41) is 0.99999994 in float32; 41 / 41 is exactly 1 (the image border).
+        absolute = tf.constant([[0.0, 0.0, 41.0, 82.0]])
+        self.assertAllEqual(box_ops.to_normalized(absolute, 41, 82), [[0.0, 0.0, 1.0, 1.0]])
+
     def test_yxyx_xywh_conversions(self):
         yxyx = tf.constant([[10.0, 40.0, 30.0, 80.0]])
         # x = xmin = 40, y = ymin = 10, w = 80 - 40 = 40, h = 30 - 10 = 20
