@@ -31,7 +31,6 @@ import time
 _PROCESS_START = time.time()  # before the heavy imports: "process start" for the first step
 
 import argparse  # noqa: E402
-import logging  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
 import shutil  # noqa: E402
@@ -95,7 +94,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     process_start = _process_start_time()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    from object_detection.utils.log import configure_cli_logging
+    configure_cli_logging()
     from object_detection.training import distribution, precision, train_lib
     from object_detection.builders import config_rules
     from object_detection.utils.dllogger import DLLogger, read_report

@@ -19,7 +19,6 @@ times the pieces separately (backbone+FPN, box predictor, post-processing).
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import time
@@ -129,7 +128,8 @@ def breakdown(model, images, iters: int) -> dict[str, float]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    from object_detection.utils.log import configure_cli_logging
+    configure_cli_logging()
     import numpy as np
     import tensorflow as tf
 

@@ -26,6 +26,7 @@ from absl import flags  # noqa: E402
 
 from object_detection.export.signatures import QUANTIZATIONS  # noqa: E402
 from object_detection.utils import odapi_flags  # noqa: E402
+from object_detection.utils.log import configure_cli_logging  # noqa: E402
 
 FLAGS = flags.FlagValues()  # private: importable beside model_main's flags
 flags.DEFINE_string("pipeline_config_path", None, "pipeline.config of the trained model.",
@@ -67,9 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --max_detections and --num_calibration_images must be >= 1.",
               file=sys.stderr)
         return 2
-    import logging
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    configure_cli_logging()
     from object_detection.export import exporter_lib, tflite_exporter
     from object_detection.builders import config_rules
     from object_detection.utils.errors import ConfigError

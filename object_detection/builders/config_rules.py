@@ -15,7 +15,7 @@ Contract:
     builder is called directly.
   - Rules that need what a builder builds or reads (a registry of extractors, input files, a
     label map) stay in that builder. docs/CONFIG_RULES.md lists every rule and its one home.
-  - Constructors of plain objects (core/, models/, training/learning_schedules) keep their own
+  - Constructors of plain objects (core/, models/, core/learning_schedules) keep their own
     argument checks for callers that do not come from a config; they agree with the rules here.
 
 Unsigned proto fields (`train_config.num_steps`, `batch_size`, ...) cannot hold negative values:

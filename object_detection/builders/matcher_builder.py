@@ -1,12 +1,12 @@
 """Builds the matcher of `model.ssd.matcher`."""
 from __future__ import annotations
 
-import logging
 
 from object_detection.builders import config_rules
 from object_detection.core import matcher
 from object_detection.protos import matcher_pb2
 from object_detection.utils.errors import ConfigError
+from object_detection.utils.log import logger
 
 SUPPORTED = ("argmax_matcher",)
 
@@ -18,7 +18,7 @@ def build(config: matcher_pb2.Matcher, path: str = "model.ssd.matcher") -> match
     m = config.argmax_matcher
     path = f"{path}.{which}"
     if m.use_matmul_gather:
-        logging.getLogger("object_detection").info(
+        logger.info(
             "%s.use_matmul_gather: a performance hint; gathers here are already static-shape.",
             path)
     if m.ignore_thresholds:

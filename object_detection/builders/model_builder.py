@@ -6,7 +6,6 @@ Every sub-message is validated here, before anything is traced, and errors name 
 from __future__ import annotations
 
 import functools
-import logging
 
 from object_detection.builders import (anchor_generator_builder, box_coder_builder,
                                        config_rules, hyperparams_builder, losses_builder,
@@ -18,8 +17,7 @@ from object_detection.models import (ssd_mobilenet_v1_fpn, ssd_mobilenet_v2_fpn,
 from object_detection.predictors import weight_shared_convolutional_box_predictor as wscbp
 from object_detection.protos import image_resizer_pb2, model_pb2, ssd_pb2
 from object_detection.utils.errors import ConfigError
-
-logger = logging.getLogger("object_detection")
+from object_detection.utils.log import logger
 
 
 def _resnet(depth, extractor=ssd_resnet_v1_fpn.SSDResNetV1FpnFeatureExtractor):

@@ -32,10 +32,11 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script path: make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from absl import app, flags, logging
+from absl import app, flags
 import tqdm
 
 from object_detection.dataset_tools import conversion
+from object_detection.utils.log import configure_cli_logging, logger
 
 DROP_UNKNOWN_IMAGE = "image id not among the json's images"
 
@@ -160,12 +161,13 @@ def convert_coco(annotations_file: str, image_dir: str, output_path: str, *,
     with dataset_util.ShardedTFRecordWriter(output_path, num_shards) as writer:
         dataset_util.write_examples(
             conversion.prepare_all(tasks, num_workers, progress), writer, summary)
-    logging.info("\n%s", summary.format())
+    logger.info("\n%s", summary.format())
     return summary
 
 
 def main(argv):
     del argv
+    configure_cli_logging()
     splits = [
         ("train", FLAGS.train_annotations_file, FLAGS.train_image_dir, FLAGS.train_num_shards),
         ("val", FLAGS.val_annotations_file, FLAGS.val_image_dir, FLAGS.val_num_shards),

@@ -47,10 +47,11 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script path: make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from absl import app, flags, logging
+from absl import app, flags
 import tqdm
 
 from object_detection.dataset_tools import conversion
+from object_detection.utils.log import configure_cli_logging, logger
 
 FLAGS = flags.FLAGS
 
@@ -257,12 +258,13 @@ def convert_csv(csv_input: str, images_dir: str, output_path: str, *,
                                     summary)
     if not label_map_path:
         conversion.write_label_map(label_map_output_path, label_ids)
-    logging.info("\n%s", summary.format())
+    logger.info("\n%s", summary.format())
     return summary
 
 
 def main(argv):
     del argv
+    configure_cli_logging()
     for flag in ("csv_input", "images_dir", "output_path"):
         if not FLAGS[flag].value:
             raise app.UsageError(f"--{flag} is required.")

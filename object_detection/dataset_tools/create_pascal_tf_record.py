@@ -29,12 +29,13 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script path: make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from absl import app, flags, logging
+from absl import app, flags
 import tqdm
 
 from object_detection.data import label_map_util
 from object_detection.dataset_tools import conversion
 from object_detection.utils.errors import ConfigError
+from object_detection.utils.log import configure_cli_logging, logger
 
 FLAGS = flags.FLAGS
 
@@ -122,12 +123,13 @@ def convert_pascal(annotations_dir: str, images_dir: str, label_map_path: str,
     with dataset_util.ShardedTFRecordWriter(output_path, num_shards, single_file=True) as w:
         dataset_util.write_examples(conversion.prepare_all(tasks, num_workers, progress), w,
                                     summary)
-    logging.info("\n%s", summary.format())
+    logger.info("\n%s", summary.format())
     return summary
 
 
 def main(argv):
     del argv
+    configure_cli_logging()
     for flag in ("annotations_dir", "images_dir", "label_map_path", "output_path"):
         if not FLAGS[flag].value:
             raise app.UsageError(f"--{flag} is required.")

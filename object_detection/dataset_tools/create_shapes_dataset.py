@@ -27,9 +27,11 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script path: make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from absl import app, flags, logging
+from absl import app, flags
 import numpy as np
 from PIL import Image, ImageDraw
+
+from object_detection.utils.log import configure_cli_logging, logger
 
 CLASSES = ("rectangle", "ellipse", "triangle")
 COLOURS = ((220, 40, 40), (40, 170, 60), (40, 80, 220), (230, 200, 40), (200, 60, 200),
@@ -157,12 +159,13 @@ def create_shapes_dataset(output_dir: str, *, num_train: int = 200, num_val: int
 
 def main(argv):
     del argv
+    configure_cli_logging()
     paths = create_shapes_dataset(
         FLAGS.output_dir, num_train=FLAGS.num_train, num_val=FLAGS.num_val,
         image_size=FLAGS.image_size, max_shapes=FLAGS.max_shapes, seed=FLAGS.seed,
         tfrecords=FLAGS.tfrecords, num_shards=FLAGS.num_shards)
     for key, path in sorted(paths.items()):
-        logging.info("%s: %s", key, path)
+        logger.info("%s: %s", key, path)
 
 
 def _define_flags() -> None:

@@ -40,10 +40,11 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script path: make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from absl import app, flags, logging
+from absl import app, flags
 import tqdm
 
 from object_detection.dataset_tools import conversion
+from object_detection.utils.log import configure_cli_logging, logger
 
 FLAGS = flags.FLAGS
 
@@ -216,8 +217,8 @@ def convert_yolo(images_dir: str, names_path: str, output_path: str, *,
         label_map=f"{label_map_output_path} (written: {conversion.describe_ids(label_ids)})")
     tasks = yolo_tasks(images_dir, labels_dir or images_dir, names, names_path, summary)
     if tasks and summary.images_without_labels == len(tasks):
-        logging.warning("no image in %s has a label file in %s; is --labels_dir right?",
-                        images_dir, labels_dir or images_dir)
+        logger.warning("no image in %s has a label file in %s; is --labels_dir right?",
+                       images_dir, labels_dir or images_dir)
     # Imported here, not at the top: worker processes re-import this module, and they need
     # neither TensorFlow's start-up time nor its memory.
     from object_detection.dataset_tools import dataset_util
@@ -228,12 +229,13 @@ def convert_yolo(images_dir: str, names_path: str, output_path: str, *,
         dataset_util.write_examples(conversion.prepare_all(tasks, num_workers, progress), w,
                                     summary)
     conversion.write_label_map(label_map_output_path, label_ids)
-    logging.info("\n%s", summary.format())
+    logger.info("\n%s", summary.format())
     return summary
 
 
 def main(argv):
     del argv
+    configure_cli_logging()
     for flag in ("images_dir", "names", "output_path"):
         if not FLAGS[flag].value:
             raise app.UsageError(f"--{flag} is required.")

@@ -32,9 +32,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from object_detection.core import np_box_ops
+from object_detection.core.standard_fields import CLASS_ID_OFFSET
 from object_detection.utils.errors import ConfigError
-
-CLASS_ID_OFFSET = 1
+from object_detection.utils.log import console_line
 
 BACKENDS = ("pycocotools", "faster_coco_eval")
 
@@ -75,14 +76,6 @@ def image_key(source_id: Any) -> int | str:
         return int(source_id)
     except (TypeError, ValueError):
         return str(source_id)
-
-
-def yxyx_normalized_to_xywh_absolute(boxes: np.ndarray, height: float, width: float) -> np.ndarray:
-    """float [N, 4] yxyx normalized -> float [N, 4] [x, y, w, h] in pixels."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    ymin, xmin, ymax, xmax = (boxes[:, i] for i in range(4))
-    return np.stack([xmin * width, ymin * height, (xmax - xmin) * width, (ymax - ymin) * height],
-                    axis=1)
 
 
 def check_backend(backend: str) -> None:
@@ -151,7 +144,8 @@ class CocoEvaluator:
         height, width = (float(s) for s in original_shape[:2])
         self.images[image_id] = {"id": image_id, "height": height, "width": width}
         n = int(num_groundtruth_boxes)
-        gt_xywh = yxyx_normalized_to_xywh_absolute(np.asarray(groundtruth_boxes)[:n], height, width)
+        gt_xywh = np_box_ops.normalized_yxyx_to_absolute_xywh(
+            np.asarray(groundtruth_boxes, np.float64)[:n].reshape(-1, 4), height, width)
         for i in range(n):
             crowd = int(groundtruth_is_crowd[i]) if groundtruth_is_crowd is not None else 0
             area = float(groundtruth_area[i]) if groundtruth_area is not None else 0.0
@@ -165,7 +159,8 @@ class CocoEvaluator:
                 "iscrowd": crowd,
             })
         d = int(num_detections)
-        det_xywh = yxyx_normalized_to_xywh_absolute(np.asarray(detection_boxes)[:d], height, width)
+        det_xywh = np_box_ops.normalized_yxyx_to_absolute_xywh(
+            np.asarray(detection_boxes, np.float64)[:d].reshape(-1, 4), height, width)
         for i in range(d):
             self.detections.append({
                 "image_id": image_id,
@@ -218,13 +213,13 @@ class CocoEvaluator:
         coco_eval.evalImgs, coco_eval.ious = [], {}  # per-image results: no longer needed
         self.coco_eval = coco_eval
         if print_summary:
-            print(summary, end="", flush=True)
+            console_line(summary, end="")
         metrics = {key: float(v) for (key, _), v in zip(METRICS, coco_eval.stats)}
         if self.include_metrics_per_category:
             per_category = self._per_category_metrics()
             metrics.update(per_category)
             if print_summary:
-                print(self._per_category_table(per_category), end="", flush=True)
+                console_line(self._per_category_table(per_category), end="")
         return metrics
 
     def _per_category_metrics(self) -> dict[str, float]:

@@ -50,7 +50,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from object_detection.core.standard_fields import CLASS_ID_OFFSET
 from object_detection.evaluation.coco_evaluation import image_key
+from object_detection.utils.log import console_line
 
 PREFIX = "PascalBoxes"
 WEIGHTED_PREFIX = "WeightedPascalBoxes"
@@ -273,9 +275,10 @@ class PascalEvaluator:
         if self.include_metrics_per_category:
             for category in sorted(self.categories, key=lambda c: c["id"]):
                 name = unicodedata.normalize("NFKD", category["name"])
-                ap = float(per_class[category["id"] - 1])
+                k = category["id"] - CLASS_ID_OFFSET
+                ap = float(per_class[k])
                 metrics[f"{self.prefix}_PerformanceByCategory/AP@{threshold}IOU/{name}"] = ap
-                rows.append((category["name"], ap, int(positives[category["id"] - 1])))
+                rows.append((category["name"], ap, int(positives[k])))
         if print_summary:
             lines = [f"{mean_key} = {mean_ap:.4f} ({int(np.count_nonzero(positives))} of "
                      f"{self.num_classes} classes with positives, {self.num_images} images)"]
@@ -283,7 +286,7 @@ class PascalEvaluator:
             for name, ap, count in rows:
                 note = f"{count} positives" if count else "no positives: left out of the mAP"
                 lines.append(f"  {name:<{width}}  {ap:6.4f}  ({note})")
-            print("\n".join(lines), flush=True)
+            console_line("\n".join(lines))
         return metrics
 
     def tensorboard_names(self, metrics: Mapping[str, float]) -> dict[str, float]:

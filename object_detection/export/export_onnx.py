@@ -26,6 +26,7 @@ if __package__ in (None, ""):  # run as a script path: make the package importab
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from object_detection.export import onnx_exporter  # noqa: E402  (imports neither TF nor onnx)
+from object_detection.utils.log import configure_cli_logging  # noqa: E402
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -75,7 +76,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    configure_cli_logging()
     logging.getLogger("tf2onnx").setLevel(logging.WARNING)  # one line per converted op otherwise
     from object_detection.export import exporter_lib
     from object_detection.utils.errors import ConfigError

@@ -32,13 +32,13 @@ original image. No op is pinned to a device, so the same SavedModel runs on a CP
 """
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any, Mapping, Sequence
 
 import tensorflow as tf
 
 from object_detection.builders import model_builder
+from object_detection.core.standard_fields import CLASS_ID_OFFSET
 from object_detection.core.standard_fields import DetectionResultFields as D
 from object_detection.core.standard_fields import TfExampleFields
 from object_detection.export.signatures import (CHECKPOINT_DIRNAME, INPUT_NAME, INPUT_TYPES,
@@ -47,10 +47,7 @@ from object_detection.meta_architectures import checkpoint_layout, odapi_checkpo
 from object_detection.builders import config_rules
 from object_detection.utils import config_util
 from object_detection.utils.errors import ConfigError
-
-logger = logging.getLogger("object_detection")
-
-CLASS_ID_OFFSET = 1  # model classes are 0-based; label-map ids (and exported classes) 1-based
+from object_detection.utils.log import logger
 
 
 def build_model(configs: Mapping[str, Any]) -> ssd_meta_arch.SSDMetaArch:
@@ -112,7 +109,6 @@ class _Untracked:
 
     def __init__(self, value):
         self.value = value
-
 
 
 class DetectionModule(tf.Module):

@@ -12,7 +12,6 @@ OUT/checkpoint/ckpt-0 and OUT/pipeline.config. See `exporter_lib` for the contra
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from typing import Sequence
@@ -23,6 +22,7 @@ if __package__ in (None, ""):  # run as a script path: make the package importab
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from object_detection.export.signatures import INPUT_TYPES  # noqa: E402 (no TensorFlow)
+from object_detection.utils.log import configure_cli_logging  # noqa: E402
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -50,7 +50,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    configure_cli_logging()
     from object_detection.export import exporter_lib
     from object_detection.utils.errors import ConfigError
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import glob
 import json
-import logging
 import os
 import sys
 import time
@@ -38,7 +37,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-logger = logging.getLogger("object_detection")
+from object_detection.core import np_box_ops  # noqa: E402 (numpy only)
+from object_detection.utils.log import configure_cli_logging, logger  # noqa: E402
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -129,19 +129,18 @@ def to_coco_results(detections: Mapping[str, np.ndarray], index: int, height: in
                     image_id_value: int | str, min_score: float = 0.0) -> list[dict]:
     """COCO result dicts of image `index` of a batch of detections (pixels of that image)."""
     n = int(detections["num_detections"][index])
-    boxes = detections["detection_boxes"][index][:n]
+    boxes = np_box_ops.normalized_yxyx_to_absolute_xywh(
+        np.asarray(detections["detection_boxes"][index][:n]).reshape(-1, 4), height, width)
     scores = detections["detection_scores"][index][:n]
     classes = detections["detection_classes"][index][:n]
     results = []
-    for (ymin, xmin, ymax, xmax), score, cls in zip(boxes, scores, classes):
+    for xywh, score, cls in zip(boxes, scores, classes):
         if score < min_score:
             continue
-        x, y = float(xmin) * width, float(ymin) * height
         results.append({
             "image_id": image_id_value,
             "category_id": int(round(float(cls))),
-            "bbox": [round(x, 2), round(y, 2), round(float(xmax) * width - x, 2),
-                     round(float(ymax) * height - y, 2)],
+            "bbox": [round(float(v), 2) for v in xywh],
             "score": round(float(score), 6),
         })
     return results
@@ -238,7 +237,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    configure_cli_logging()
     from object_detection.builders import config_rules
     from object_detection.data import label_map_util
     from object_detection.export import exporter_lib

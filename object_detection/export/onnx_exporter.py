@@ -59,23 +59,23 @@ either may be kept and the other suppressed (both are valid greedy NMS results).
 """
 from __future__ import annotations
 
-import logging
 import os
 import time
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from object_detection.core.standard_fields import CLASS_ID_OFFSET
 from object_detection.core.standard_fields import DetectionResultFields as D
 from object_detection.core.standard_fields import PredictionFields as P
 from object_detection.export.signatures import INPUT_NAME  # the SavedModel's input name
+from object_detection.utils.log import logger
 
 if TYPE_CHECKING:  # annotations only: importing this module loads neither TF nor onnx
     import tensorflow as tf
 
     from object_detection.meta_architectures.ssd_meta_arch import SSDMetaArch
 
-logger = logging.getLogger("object_detection")
 
 ONNX_FILENAME = "model.onnx"
 CLASS_SCORES = "class_scores"  # [B, A, K] scores after the score converter, no background
@@ -179,8 +179,6 @@ def inference_function(model: SSDMetaArch, postprocess: bool = True,
 
 def model_metadata(model: SSDMetaArch, postprocess: bool) -> dict[str, str]:
     """The `METADATA_KEYS` of `model` as strings (ONNX metadata values are strings)."""
-    from object_detection.export import exporter_lib
-
     opts = model.postprocess_options
     coder = model.target_assigner.box_coder
     scales = coder.scale_factors
@@ -190,7 +188,7 @@ def model_metadata(model: SSDMetaArch, postprocess: bool) -> dict[str, str]:
         "image_width": model.image_size[1],
         "resize_method": model.resize_method,
         "num_classes": model.num_classes,
-        "label_id_offset": exporter_lib.CLASS_ID_OFFSET,
+        "label_id_offset": CLASS_ID_OFFSET,
         "postprocess": "true" if postprocess else "false",
         "box_coder": "faster_rcnn",
         "box_coder_scale_factors": "none" if scales is None else ",".join(

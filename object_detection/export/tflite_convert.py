@@ -21,6 +21,7 @@ if __package__ in (None, ""):  # run as a script path: make the package importab
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from object_detection.export.signatures import QUANTIZATIONS  # noqa: E402 (no TensorFlow)
+from object_detection.utils.log import configure_cli_logging  # noqa: E402
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -44,9 +45,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    import logging
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    configure_cli_logging()
     from object_detection.export import exporter_lib, tflite_exporter
     from object_detection.builders import config_rules
     from object_detection.utils import config_util

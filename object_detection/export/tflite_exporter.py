@@ -26,20 +26,20 @@ The .tflite, signature `serving_default` (use it by name, not by tensor order):
 """
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
 
+from object_detection.core.standard_fields import CLASS_ID_OFFSET
 from object_detection.export import exporter_lib
 from object_detection.export.signatures import (QUANTIZATIONS, SERVING_SIGNATURE,
                                                 TFLITE_INPUT_NAME)
 from object_detection.meta_architectures import ssd_meta_arch
 from object_detection.utils.errors import ConfigError
+from object_detection.utils.log import logger
 
-logger = logging.getLogger("object_detection")
 
 POSTPROCESS_OP = "TFLite_Detection_PostProcess"
 TFLITE_FILENAME = "model.tflite"
@@ -313,7 +313,7 @@ def tflite_detector(path: str, num_threads: int = 2
     def detect(images: np.ndarray) -> dict[str, np.ndarray]:
         outputs = [runner(normalized_input(model, images[i:i + 1])) for i in range(len(images))]
         result = {key: np.concatenate([o[key] for o in outputs]) for key in outputs[0]}
-        result["detection_classes"] = result["detection_classes"] + exporter_lib.CLASS_ID_OFFSET
+        result["detection_classes"] = result["detection_classes"] + CLASS_ID_OFFSET
         return result
 
     return detect

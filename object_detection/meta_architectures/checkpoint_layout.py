@@ -7,13 +7,12 @@ built model. The layout sits below training/ and export/, which both write or re
 """
 from __future__ import annotations
 
-import logging
 
 import tensorflow as tf
 
 from object_detection.meta_architectures import odapi_checkpoint
+from object_detection.utils.log import logger
 
-logger = logging.getLogger("object_detection")
 
 MODEL_VARIABLES = "model_variables"
 

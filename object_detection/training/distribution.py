@@ -8,7 +8,9 @@ The training loop is written once against `Engine`; each engine supplies
 - `run(replica_fn, batch)`: one replica step, and `sum_across_replicas(x)` to call inside it;
 - `aggregate_gradients(grads)`: tf.distribute's Keras optimizer sums gradients over replicas
   itself, so this is the identity there; Horovod sums them with an allreduce;
-- `allgather_object(obj)`: one Python object per worker gathered on every worker (evaluation).
+- `allgather_object(obj)`: one Python object per worker gathered on every worker (evaluation);
+- `raising_peer_failures()`: a context in which a collective aborted by a dead or unreachable
+  peer raises `PeerFailureError` (multi-worker runs).
 
 Loss convention (both engines): each replica's loss is its local sum divided by the GLOBAL
 number of matched anchors, and the regularization loss is divided by `num_replicas_in_sync`;
@@ -18,13 +20,15 @@ on the whole global batch.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import pickle
 from typing import Any, Callable
 
 import numpy as np
 import tensorflow as tf
+
+from object_detection.utils.errors import PeerFailureError
+from object_detection.utils.log import logger
 
 ENGINES = ("auto", "tf", "horovod")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
@@ -81,6 +85,31 @@ class Engine:
     def describe(self) -> str:
         return (f"{self.name}: {self.num_workers} worker(s), {self.num_replicas_in_sync} "
                 f"replica(s) in sync, this is worker {self.worker_index}")
+
+    @contextlib.contextmanager
+    def raising_peer_failures(self):
+        """Turns the errors of collectives a failed peer aborted into a `PeerFailureError`.
+
+        With more than one worker, a peer that dies or becomes unreachable makes the
+        collectives fail (at once when aborted, or after the collective timeout) with an
+        UnavailableError, DeadlineExceededError or CancelledError; one worker runs no
+        collective with a peer, so its errors pass unchanged.
+
+        Raises:
+          PeerFailureError: naming this worker and the first line of the cause.
+        """
+        try:
+            yield
+        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+                tf.errors.CancelledError) as e:
+            if self.num_workers == 1:
+                raise
+            lines = [line for line in e.message.splitlines() if line.strip()]
+            cause = next((line for line in lines if "aborted" in line or "Connection" in line),
+                         lines[-1] if lines else type(e).__name__)
+            raise PeerFailureError(
+                f"worker {self.worker_index} of {self.num_workers}: a peer worker failed or "
+                f"became unreachable; stopping. Cause: {cause.strip()}") from e
 
 
 class TFDistributeEngine(Engine):
@@ -241,5 +270,5 @@ def make_engine(engine: str = "auto", strategy: str = "auto",
         result = HorovodEngine()
     else:
         result = TFDistributeEngine(strategy, collective_timeout_s=collective_timeout_s)
-    logging.info("distribution: %s", result.describe())
+    logger.info("distribution: %s", result.describe())
     return result

@@ -14,12 +14,11 @@ in favour of `--amp`.
 """
 from __future__ import annotations
 
-import logging
-
 import keras
 import tensorflow as tf
 
 from object_detection.utils.errors import ConfigError
+from object_detection.utils.log import logger
 
 
 def _gpu_compute_capability() -> int | None:
@@ -85,5 +84,5 @@ def set_policy(amp: bool, use_bfloat16: bool = False, cpu_bfloat16: str = "auto"
         why = (" (--amp: this CPU has no native bfloat16 (" + ", ".join(NATIVE_BFLOAT16_FLAGS)
                + "), where bfloat16 trains ~4x slower than float32; --amp_on_cpu=bfloat16 "
                "forces it)")
-    logging.getLogger("object_detection").info("dtype policy: %s%s", name, why)
+    logger.info("dtype policy: %s%s", name, why)
     return name

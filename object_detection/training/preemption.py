@@ -14,11 +14,10 @@ This is one mechanism for tf.distribute and Horovod alike, and costs one scalar 
 """
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 
-logger = logging.getLogger("object_detection")
+from object_detection.utils.log import logger
 
 
 class SigtermWatch:

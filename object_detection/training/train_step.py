@@ -17,7 +17,6 @@ caller still sees (and checks) the loss of every step.
 """
 from __future__ import annotations
 
-import logging
 
 import keras
 import numpy as np
@@ -26,8 +25,8 @@ import tensorflow as tf
 from object_detection.core.standard_fields import InputFields as F
 from object_detection.core.standard_fields import LossFields
 from object_detection.meta_architectures.ssd_meta_arch import GROUNDTRUTH_KEYS
+from object_detection.utils.log import logger
 
-logger = logging.getLogger("object_detection")
 
 PREEMPTED = "preempted_replicas"  # train-step output: replicas told to stop (SIGTERM)
 # What one step returns, besides PREEMPTED (the loop stacks these, one row per step).

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import os
 import sys
 from collections.abc import Iterator, Mapping, MutableSet
@@ -47,11 +46,11 @@ from google.protobuf import message  # noqa: E402
 
 from object_detection.protos import pipeline_pb2  # noqa: E402
 from object_detection.utils.errors import ConfigError  # noqa: E402
+from object_detection.utils.log import logger  # noqa: E402
 
 __all__ = ["FIELDS", "Hint", "Honoured", "Refused", "check_pipeline_config", "field_paths",
            "markdown", "status"]
 
-logger = logging.getLogger("object_detection")
 
 _FD = _descriptor.FieldDescriptor
 ROOT = pipeline_pb2.TrainEvalPipelineConfig.DESCRIPTOR

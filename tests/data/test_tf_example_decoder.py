@@ -9,8 +9,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from object_detection.core.standard_fields import CLASS_ID_OFFSET
 from object_detection.core.standard_fields import InputFields as F
-from object_detection.data.tf_example_decoder import CLASS_ID_OFFSET, TfExampleDecoder
+from object_detection.data.tf_example_decoder import TfExampleDecoder
 from object_detection.dataset_tools import conversion, dataset_util
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 
 import numpy as np
@@ -11,6 +12,7 @@ from PIL import Image
 from object_detection.evaluation import coco_evaluation
 from object_detection.evaluation.coco_evaluation import CocoEvaluator
 from object_detection.utils.errors import ConfigError
+from object_detection.utils.log import console_text
 
 CATEGORIES = [{"id": 1, "name": "person"}, {"id": 2, "name": "traffic light"},
               {"id": 3, "name": "a/b"}]  # "a/b" has no ground truth below
@@ -40,10 +42,11 @@ def _perfect(evaluator):
     _add(evaluator, b"2", crowd, [0, 0], crowd[1:], [0], [0.6], is_crowd=[True, False])
 
 
-def test_per_category_table_for_perfect_detections(capsys):
+def test_per_category_table_for_perfect_detections(caplog):
     e = CocoEvaluator(CATEGORIES, include_metrics_per_category=True)
     _perfect(e)
-    metrics = e.evaluate()
+    with caplog.at_level(logging.INFO, logger="object_detection"):
+        metrics = e.evaluate()
     assert metrics["mAP"] == pytest.approx(1.0) and metrics["AR@100"] == pytest.approx(1.0)
     for name in ("person", "traffic light"):
         for key in ("AP", "AP@0.5", "AP@0.75", "AR@100"):
@@ -54,7 +57,7 @@ def test_per_category_table_for_perfect_detections(capsys):
         assert metrics[f"{key}/a/b"] == -1.0  # no ground truth: COCOeval's -1
     assert metrics["num_groundtruth/a/b"] == 0
     assert len(metrics) == 12 + 3 * 5
-    out = capsys.readouterr().out.splitlines()
+    out = console_text(caplog.records).splitlines()
     assert len(out) == 12 + 2 + 3  # summary, title and header, one row per category
     assert out[13].split() == ["category", "AP", "AP@0.5", "AP@0.75", "AR@100", "num_gt"]
     assert out[14].split() == ["person", "1.000", "1.000", "1.000", "1.000", "3"]
@@ -148,15 +151,17 @@ def _random_case(evaluators, seed=0, num_images=25):
 
 
 @needs_faster
-def test_faster_coco_eval_numbers_equal_pycocotools(capsys):
+def test_faster_coco_eval_numbers_equal_pycocotools(caplog):
     reference = CocoEvaluator(CATEGORIES, include_metrics_per_category=True)
     faster = CocoEvaluator(CATEGORIES, include_metrics_per_category=True,
                            backend="faster_coco_eval")
     _random_case([reference, faster])
-    expected = reference.evaluate()
-    printed = capsys.readouterr().out
-    got = faster.evaluate()
-    assert capsys.readouterr().out == printed  # the same 12 lines and table
+    with caplog.at_level(logging.INFO, logger="object_detection"):
+        expected = reference.evaluate()
+        printed = console_text(caplog.records)
+        caplog.clear()
+        got = faster.evaluate()
+    assert console_text(caplog.records) == printed  # the same 12 lines and table
     assert got.keys() == expected.keys()
     for key in expected:
         assert abs(got[key] - expected[key]) <= 1e-12, key

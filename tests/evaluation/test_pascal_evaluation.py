@@ -1,12 +1,14 @@
 """PascalEvaluator: AP on hand-computed cases (OD API PascalDetectionEvaluator semantics)."""
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
 import pytest
 
 from object_detection.evaluation.pascal_evaluation import PascalEvaluator, voc_average_precision
+from object_detection.utils.log import console_text
 
 SIZE = 64.0  # image side in pixels; coordinates below are pixels, exact in binary when / 64
 MAP = "PascalBoxes_Precision/mAP@0.5IOU"
@@ -198,11 +200,12 @@ def test_merged_states_equal_one_evaluator(weighted):
     assert 0 < expected[WEIGHTED_MAP if weighted else MAP] < 1
 
 
-def test_summary_is_printed(capsys):
+def test_summary_is_printed(caplog):
     e = PascalEvaluator(CATEGORIES, include_metrics_per_category=True)
     _add(e, "1", [(A, 0)], [(A, 0, 0.9)])
-    e.evaluate()
-    out = capsys.readouterr().out.splitlines()
+    with caplog.at_level(logging.INFO, logger="object_detection"):
+        e.evaluate()
+    out = console_text(caplog.records).splitlines()
     assert out[0].startswith(f"{MAP} = 1.0000 (1 of 2 classes with positives, 1 images)")
     assert out[1].split() == ["cat", "1.0000", "(1", "positives)"]
     assert out[2].split()[:2] == ["dog", "nan"]
