@@ -85,58 +85,99 @@ _FLAG_MINIMUMS = {"checkpoint_every_n": 1, "log_every_n": 1, "keep_checkpoint_ma
 def main(argv):
     del argv
     # The config is read before TensorFlow is imported: a config error costs a second.
-    from object_detection.builders import config_rules
-    from object_detection.utils.errors import ConfigError, DataError
+    from object_detection.utils.errors import (ConfigError, DataError, PeerFailureError,
+                                               TrainingDivergedError)
+    from object_detection.utils.log import configure_cli_logging
 
+    configure_cli_logging()  # under absl: its handler for records, stdout for console lines
     if not FLAGS.pipeline_config_path:
         raise app.UsageError("--pipeline_config_path is required.")
     if not FLAGS.model_dir and not FLAGS.checkpoint_dir:
         raise app.UsageError("--model_dir is required (or --checkpoint_dir for evaluation).")
+    try:
+        _check_flags()
+        configs = _load_configs()
+        _run(configs)
+    except (ConfigError, DataError, FileNotFoundError, TrainingDivergedError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except PeerFailureError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    return 0
+
+
+def _check_flags() -> None:
+    """The flags' own rules, checked before anything is read or built.
+
+    Raises:
+      ConfigError: naming the flag.
+    """
+    from object_detection.utils.errors import ConfigError
+
     for flag, least in _FLAG_MINIMUMS.items():
         value = getattr(FLAGS, flag)
-        if value is not None and value < least:  # checked before anything is built
-            print(f"error: --{flag}: must be >= {least}, got {value}.", file=sys.stderr)
-            return 2
+        if value is not None and value < least:
+            raise ConfigError(f"--{flag}: must be >= {least}, got {value}.")
     if FLAGS.early_stop_patience and not FLAGS.eval_count:
-        print("error: --early_stop_patience: needs evaluations during training (--eval_count "
-              ">= 1).", file=sys.stderr)
-        return 2
+        raise ConfigError("--early_stop_patience: needs evaluations during training "
+                          "(--eval_count >= 1).")
     if FLAGS.collective_timeout_s <= 0:
-        print(f"error: --collective_timeout_s: must be > 0, got {FLAGS.collective_timeout_s}.",
-              file=sys.stderr)
-        return 2
-    try:
-        configs = config_rules.load_pipeline_configs(
-            FLAGS.pipeline_config_path, config_override=FLAGS.config_override)
-        config_rules.check_for_training(configs)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    import tensorflow as tf
+        raise ConfigError(
+            f"--collective_timeout_s: must be > 0, got {FLAGS.collective_timeout_s}.")
+    if FLAGS.cpu_replicas > 1 and FLAGS.strategy != "mirrored":
+        raise ConfigError("--cpu_replicas: needs --strategy mirrored.")
 
-    from object_detection.training import distribution, precision, train_lib
 
+def _load_configs() -> dict:
+    """The pipeline config with its overrides, every value rule and the training rules
+    checked (protobuf only: no TensorFlow yet)."""
+    from object_detection.builders import config_rules
+
+    configs = config_rules.load_pipeline_configs(
+        FLAGS.pipeline_config_path, config_override=FLAGS.config_override)
+    config_rules.check_for_training(configs)
     if FLAGS.eval_training_data:
         configs["eval_input_config"] = configs["train_input_config"]
+    return configs
+
+
+def _run(configs: dict) -> None:
+    """Sets up devices, precision and the engine, then trains or evaluates.
+
+    Raises:
+      ConfigError, DataError, FileNotFoundError, TrainingDivergedError: a user mistake or a
+        diverged run, said in one line by `main`.
+      PeerFailureError: a peer worker died or became unreachable.
+    """
+    from object_detection.data import inputs
+    from object_detection.training import distribution, precision, train_lib
+
     if FLAGS.cpu_replicas > 1:
-        if FLAGS.strategy != "mirrored":
-            print("error: --cpu_replicas: needs --strategy mirrored.", file=sys.stderr)
-            return 2
         distribution.split_cpu(FLAGS.cpu_replicas)
-    try:
-        policy = precision.set_policy(
-            FLAGS.amp, configs["train_config"].use_bfloat16,
-            cpu_bfloat16="force" if FLAGS.amp_on_cpu == "bfloat16" else "auto")
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    policy = precision.set_policy(
+        FLAGS.amp, configs["train_config"].use_bfloat16,
+        cpu_bfloat16="force" if FLAGS.amp_on_cpu == "bfloat16" else "auto")
     engine = distribution.make_engine(FLAGS.engine, FLAGS.strategy,
                                       collective_timeout_s=FLAGS.collective_timeout_s)
-    options = train_lib.RunOptions(
+    options = _run_options(train_lib.RunOptions, amp=policy != "float32")
+    # --on_corrupt=stop: the input pipeline's DataError names the file and the record; a dead or
+    # unreachable peer: one line instead of hanging or a traceback wall.
+    with engine.raising_peer_failures(), inputs.raising_data_errors():
+        if FLAGS.checkpoint_dir:
+            train_lib.evaluate_checkpoints(configs, options, engine, FLAGS.checkpoint_dir,
+                                           run_once=FLAGS.run_once)
+        else:
+            train_lib.train(configs, options, engine)
+
+
+def _run_options(run_options_type, amp: bool):
+    """The run's `train_lib.RunOptions` from the flags."""
+    return run_options_type(
         model_dir=FLAGS.model_dir or FLAGS.checkpoint_dir,
         num_train_steps=FLAGS.num_train_steps,
         eval_count=FLAGS.eval_count,
-        amp=policy != "float32",
+        amp=amp,
         allow_xla=FLAGS.allow_xla,
         raport_file=FLAGS.raport_file,
         sample_1_of_n_eval_examples=FLAGS.sample_1_of_n_eval_examples,
@@ -153,36 +194,6 @@ def main(argv):
         benchmark_last_k=FLAGS.benchmark_last_k,
         steps_per_loop=FLAGS.steps_per_loop,
     )
-    try:
-        if FLAGS.checkpoint_dir:
-            train_lib.evaluate_checkpoints(configs, options, engine, FLAGS.checkpoint_dir,
-                                           run_once=FLAGS.run_once)
-        else:
-            train_lib.train(configs, options, engine)
-    except (ConfigError, DataError, FileNotFoundError, train_lib.TrainingDivergedError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
-            tf.errors.CancelledError) as e:
-        if engine.num_workers == 1:
-            raise
-        # A peer died or became unreachable: the collectives were aborted (or timed out after
-        # --collective_timeout_s). Stop with one line instead of hanging or a traceback wall.
-        lines = [l for l in e.message.splitlines() if l.strip()]
-        cause = next((l for l in lines if "aborted" in l or "Connection" in l), lines[-1])
-        print(f"error: worker {engine.worker_index} of {engine.num_workers}: a peer worker "
-              f"failed or became unreachable; stopping. Cause: {cause.strip()}", file=sys.stderr)
-        return 3
-    except tf.errors.InvalidArgumentError as e:
-        if "DataError" not in e.message:
-            raise
-        # --on_corrupt=stop: the input pipeline names the file and the record; say only that.
-        line = next(l for l in e.message.splitlines() if "DataError" in l)
-        # A tf.debugging.Assert message comes as "assertion failed: [DataError: ...]".
-        print(f"error: {line[line.index('DataError'):].strip().rstrip(']').strip()}",
-              file=sys.stderr)
-        return 2
-    return 0
 
 
 def run():

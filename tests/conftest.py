@@ -2,12 +2,37 @@
 overrides that make the small CPU config read it."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_CONFIG = str(REPO / "configs" / "ssd_mobilenet_v2_fpn_shapes_128_cpu.config")
+
+
+@pytest.fixture(autouse=True)
+def _console_lines_unconfigured():
+    """A CLI's main run in-process configures the console logger for standard output; undo
+    it after the test, so that the next one sees console lines as log records (caplog)."""
+    from object_detection.utils import log
+
+    handlers, propagate, level = list(log.console.handlers), log.console.propagate, \
+        log.console.level
+    yield
+    log.console.handlers[:] = handlers
+    log.console.propagate = propagate
+    log.console.setLevel(level)
+
+
+@pytest.fixture
+def console(caplog):
+    """fn() -> the console lines logged so far in the test (`utils.log.console_line`), as a CLI
+    would print them."""
+    from object_detection.utils.log import console_text
+
+    caplog.set_level(logging.INFO, logger="object_detection")
+    return lambda: console_text(caplog.records)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ for training and which for evaluation. Each `data_augmentation_options` entry be
 """
 from __future__ import annotations
 
-import logging
 import math
 from typing import Any, Callable, Mapping
 
@@ -18,8 +17,7 @@ from object_detection.builders import model_builder, plan_builder
 from object_detection.data import inputs, label_map_util, preprocessor
 from object_detection.protos import input_reader_pb2, preprocessor_pb2, train_pb2
 from object_detection.utils.errors import ConfigError
-
-logger = logging.getLogger("object_detection")
+from object_detection.utils.log import logger
 
 
 def _fields(*names: str) -> Callable[[Any], dict]:
@@ -154,8 +152,14 @@ def _check_label_map(reader, num_classes: int, path: str) -> None:
 
 
 def train_dataset_fn(configs: Mapping[str, Any], on_corrupt: str = "skip",
-                     deterministic: bool = False, seed: int | None = None):
-    """fn(input_context) -> the training tf.data.Dataset of this input pipeline."""
+                     deterministic: bool = False, seed: int | None = None,
+                     corrupt_counter: inputs.CorruptRecordCounter | None = None):
+    """fn(input_context) -> the training tf.data.Dataset of this input pipeline.
+
+    Every dataset the fn builds counts its skipped records in one `CorruptRecordCounter`, the
+    fn's `corrupt_records` attribute: `corrupt_counter` if given, else a new one.
+    """
+    counter = corrupt_counter if corrupt_counter is not None else inputs.CorruptRecordCounter()
     train_config = configs["train_config"]
     reader = configs["train_input_config"]
     model_config = configs["model"]
@@ -178,9 +182,10 @@ def train_dataset_fn(configs: Mapping[str, Any], on_corrupt: str = "skip",
             shuffle=reader.shuffle, shuffle_buffer_size=reader.shuffle_buffer_size,
             sample_weights=weights,
             num_readers=reader.num_readers, deterministic=deterministic, seed=seed,
-            input_context=input_context, on_corrupt=on_corrupt,
+            input_context=input_context, on_corrupt=on_corrupt, corrupt_counter=counter,
             resize_method=model_builder.resize_method(model_config.ssd))
 
+    dataset_fn.corrupt_records = counter
     return dataset_fn
 
 

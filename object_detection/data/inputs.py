@@ -47,20 +47,24 @@ parallelism; otherwise the seed is drawn at random.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import threading
 from typing import Sequence
 
-from absl import logging
 import tensorflow as tf
 
 from object_detection.core.standard_fields import InputFields, TfExampleFields
 from object_detection.data import preprocessor
 from object_detection.data.tf_example_decoder import TfExampleDecoder
 from object_detection.utils.errors import DataError
+from object_detection.utils.log import logger
 
 ON_CORRUPT_CHOICES = ("skip", "stop")
+# Starts the message of every DataError a running pipeline raises: TensorFlow carries it as an
+# InvalidArgumentError, and `raising_data_errors` finds it there by this marker.
+DATA_ERROR_MARKER = "DataError: "
 # Why a record was skipped (CorruptRecordCounter.by_reason).
 SKIP_CORRUPT = "corrupt"
 SKIP_BAD_LABELS = "class labels outside 1..num_classes"
@@ -104,12 +108,42 @@ class CorruptRecordCounter:
             self._seen.add(key)
             self.records.append(key)
             if len(self.records) == self._max_logged + 1:
-                logging.warning("more than %d distinct records skipped: further ones are "
-                                "counted, not logged.", self._max_logged)
+                logger.warning("more than %d distinct records skipped: further ones are "
+                               "counted, not logged.", self._max_logged)
             return self.count, len(self.records) <= self._max_logged
 
 
-DEFAULT_CORRUPT_RECORD_COUNTER = CorruptRecordCounter()
+def data_error_in(error: tf.errors.OpError) -> DataError | None:
+    """The DataError a running pipeline raised, carried inside a TensorFlow error, else None.
+
+    Its message is the pipeline's line from DATA_ERROR_MARKER on ("DataError: <file>: record
+    <index> ..."), without the tf.data stack around it.
+    """
+    if not isinstance(error, tf.errors.InvalidArgumentError):
+        return None
+    line = next((line for line in error.message.splitlines() if DATA_ERROR_MARKER in line),
+                None)
+    if line is None:
+        return None
+    # A tf.debugging.Assert message comes as "assertion failed: [DataError: ...]".
+    return DataError(line[line.index(DATA_ERROR_MARKER):].strip().rstrip("]").strip())
+
+
+@contextlib.contextmanager
+def raising_data_errors():
+    """A context in which iterating a dataset of this module raises the DataError it hit.
+
+    Raises:
+      DataError: --on_corrupt=stop met a corrupt record or one with bad labels, or no record of
+        the input is usable; the message names the file and record (`data_error_in`).
+    """
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as e:
+        error = data_error_in(e)
+        if error is None:
+            raise
+        raise error from e
 
 
 def list_files(file_pattern: str | Sequence[str]) -> list[str]:
@@ -133,12 +167,12 @@ def _shard(files: list[str], input_context: tf.distribute.InputContext | None
     n, p = input_context.num_input_pipelines, input_context.input_pipeline_id
     if len(files) >= n:
         if len(files) % n:
-            logging.warning("%d input files for %d input pipelines: pipelines get unequal "
-                            "shares; write a multiple of %d shards.", len(files), n, n)
+            logger.warning("%d input files for %d input pipelines: pipelines get unequal "
+                           "shares; write a multiple of %d shards.", len(files), n, n)
         return files[p::n], 1, 0
-    logging.warning("%d input files for %d input pipelines: every pipeline reads every file "
-                    "and keeps 1 record in %d; write at least %d shards to shard by file.",
-                    len(files), n, n, n)
+    logger.warning("%d input files for %d input pipelines: every pipeline reads every file "
+                   "and keeps 1 record in %d; write at least %d shards to shard by file.",
+                   len(files), n, n, n)
     return files, n, p
 
 
@@ -186,7 +220,7 @@ class _Pipeline:
         self.augmentations = list(augmentations)
         self.decoder = TfExampleDecoder(num_classes)
         self.on_corrupt = on_corrupt
-        self.counter = corrupt_counter or DEFAULT_CORRUPT_RECORD_COUNTER
+        self.counter = corrupt_counter
         self.stride, self.offset = stride, offset
         self.seed = tf.constant([seed, 0], tf.int64)
         self.training = training
@@ -197,15 +231,16 @@ class _Pipeline:
         for index in range(int(start), int(stop), int(stride)):
             if self.on_corrupt == "stop":
                 self.counter.add(filename, index, SKIP_CORRUPT)
+                # py_function carries it as "DataError: <message>" (DATA_ERROR_MARKER).
                 raise DataError(f"{filename}: record {index} is corrupt (its tf.Example cannot "
                                 "be parsed, its image cannot be decoded, or the file is "
                                 "truncated there); stopping as on_corrupt='stop' asks. Use "
                                 "on_corrupt='skip' to skip such records.")
             total, log = self.counter.add(filename, index, SKIP_CORRUPT)
             if log:
-                logging.warning("%s: record %d is corrupt (its tf.Example cannot be parsed, "
-                                "its image cannot be decoded, or the file is truncated there); "
-                                "skipped (%d records skipped so far).", filename, index, total)
+                logger.warning("%s: record %d is corrupt (its tf.Example cannot be parsed, "
+                               "its image cannot be decoded, or the file is truncated there); "
+                               "skipped (%d records skipped so far).", filename, index, total)
         return 0
 
     @property
@@ -219,8 +254,8 @@ class _Pipeline:
         filename = filename.numpy().decode("utf8", "replace")
         total, log = self.counter.add(filename, int(index), SKIP_BAD_LABELS)
         if log:
-            logging.warning("%s: record %d%s; skipped (%d records skipped so far).",
-                            filename, int(index), self._labels_rule, total)
+            logger.warning("%s: record %d%s; skipped (%d records skipped so far).",
+                           filename, int(index), self._labels_rule, total)
         return 0
 
     def _dummy(self) -> dict[str, tf.Tensor]:
@@ -250,10 +285,7 @@ class _Pipeline:
         """Parse, decode, augment, resize and pad one record (may raise if it is corrupt)."""
         tensors = self.decoder.parse(serialized)
         image = self.decoder.decode_image(tensors.pop(TfExampleFields.image_encoded))
-        classes = tensors[InputFields.groundtruth_classes]
-        labels_ok = tf.constant(True)
-        if self.decoder.num_classes is not None:
-            labels_ok = tf.reduce_all((classes >= 0) & (classes < self.decoder.num_classes))
+        labels_ok = self.decoder.labels_in_range(tensors[InputFields.groundtruth_classes])
         boxes = tensors[InputFields.groundtruth_boxes]
         mask = tf.ones([tf.shape(boxes)[0]], tf.bool)
         original_shape = tf.shape(image)[:2]
@@ -316,8 +348,7 @@ class _Pipeline:
                 lambda: tf.constant(0, tf.int64))
             bad_labels = ~labels_ok
             if self.on_corrupt == "stop":
-                # "DataError: " lets model_main print this one line, not the tf.data stack.
-                message = tf.strings.join(["DataError: ", filename, ": record ",
+                message = tf.strings.join([DATA_ERROR_MARKER, filename, ": record ",
                                            tf.strings.as_string(index), self._labels_rule])
                 labels = tf.debugging.Assert(labels_ok, [message])
             else:
@@ -356,7 +387,7 @@ def _stop_if_nothing_usable(dataset: tf.data.Dataset, files: list[str],
         return run, (run, element)
 
     def check(run, element):
-        message = (f"DataError: no usable record in {len(files)} input file(s) "
+        message = (f"{DATA_ERROR_MARKER}no usable record in {len(files)} input file(s) "
                    f"({files[0]}{' ...' if len(files) > 1 else ''}): every record was skipped "
                    "(see the warnings above: corrupt records, or class labels outside "
                    "1..num_classes)")
@@ -423,8 +454,8 @@ def build_train_dataset(file_pattern: str | Sequence[str], *, batch_size: int,
         its own shard of the files.
       on_corrupt: "skip" (log, count, go on) or "stop" (raise at the first corrupt record or
         record with bad labels).
-      corrupt_counter: where skipped records are counted; default
-        DEFAULT_CORRUPT_RECORD_COUNTER.
+      corrupt_counter: where skipped records are counted; None: a counter of this dataset
+        alone (the warnings still give the running count), which the caller cannot read.
 
     Returns:
       tf.data.Dataset of dicts (module docstring), repeating forever.
@@ -433,6 +464,8 @@ def build_train_dataset(file_pattern: str | Sequence[str], *, batch_size: int,
         raise ValueError(f"batch_size must be > 0, got {batch_size}.")
     if seed is None:
         seed = 0 if deterministic else random.SystemRandom().randrange(2**31)
+    if corrupt_counter is None:
+        corrupt_counter = CorruptRecordCounter()
     if sample_weights is None:
         sources = [(file_pattern, 1.0)]
     else:
@@ -503,7 +536,8 @@ def build_eval_dataset(file_pattern: str | Sequence[str], *, batch_size: int,
     files, stride, offset = _shard(list_files(file_pattern), input_context)
     pipeline = _Pipeline(image_size=image_size, max_boxes=max_boxes, augmentations=(),
                          num_classes=num_classes, on_corrupt=on_corrupt,
-                         corrupt_counter=corrupt_counter, stride=stride * sample_1_of_n,
+                         corrupt_counter=(CorruptRecordCounter() if corrupt_counter is None
+                                          else corrupt_counter), stride=stride * sample_1_of_n,
                          offset=offset, seed=0, training=False, resize_method=resize_method)
     cycle_length = max(1, min(num_readers, len(files)))
     file_order = tf.data.Dataset.from_tensor_slices(files).enumerate()

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import shutil
 
@@ -29,22 +28,18 @@ from object_detection.builders import plan_builder
 from object_detection.meta_architectures import odapi_checkpoint
 from object_detection.meta_architectures.checkpoint_layout import checkpoint_key, model_checkpoint
 from object_detection.utils.errors import ConfigError
-
-logger = logging.getLogger("object_detection")
+from object_detection.utils.log import console_line, logger
 
 FINE_TUNE_TYPES = plan_builder.FINE_TUNE_CHECKPOINT_TYPES
 
 
-def restore_or_initialize(session, model_dir: str,
-                          fine_tune_plan: plan_builder.FineTunePlan | None = None) -> bool:
+def restore_or_initialize(session, model_dir: str) -> bool:
     """Restores the newest checkpoint of `model_dir`; else applies the fine-tune checkpoint.
 
     Args:
-      session: the run (its `checkpoint`, `model`, `step`, `engine`).
+      session: the run (its `checkpoint`, `model`, `step`, `engine`, and `plans.train.fine_tune`:
+        the checkpoint path and the resolved kind, None without one).
       model_dir: where the run's checkpoints are.
-      fine_tune_plan: `plans.train.fine_tune` (the checkpoint path and the resolved kind);
-        None: `plan_builder.fine_tune_plan(session.configs["train_config"])`, the same plan
-        for a session built from the same configs (None again without a checkpoint).
 
     Returns:
       True when training resumes from `model_dir`.
@@ -54,10 +49,9 @@ def restore_or_initialize(session, model_dir: str,
         session.checkpoint.restore(latest).assert_existing_objects_matched()
         logger.info("resumed from %s (step %d)", latest, session.step)
         if session.engine.is_chief:
-            print(f"resuming from {latest} at step {session.step}", flush=True)
+            console_line(f"resuming from {latest} at step {session.step}")
         return True
-    if fine_tune_plan is None:
-        fine_tune_plan = plan_builder.fine_tune_plan(session.configs["train_config"])
+    fine_tune_plan = session.plans.train.fine_tune
     if fine_tune_plan is not None:
         try:
             fine_tune(session.model, fine_tune_plan.checkpoint, fine_tune_plan.kind)
@@ -83,26 +77,26 @@ def fine_tune(model, path: str, kind: str) -> None:
                                           allow_other_num_classes=True)
         logger.info("fine-tune (%s) from the OD API checkpoint %s: %s", kind, path,
                     report.summary())
-        print(f"fine-tune ({kind}): {report.summary()} ({path})", flush=True)
+        console_line(f"fine-tune ({kind}): {report.summary()} ({path})")
         return
     if kind == "classification":
         extractor = model.feature_extractor
         if is_keras_file:
             report = extractor.load_keras_application_weights(path)  # it names its counterpart
             logger.info("fine-tune (classification): %s", report)
-            print(f"fine-tune: backbone weights from {path}: {report.summary()}", flush=True)
+            console_line(f"fine-tune: backbone weights from {path}: {report.summary()}")
             return
         status = model_checkpoint(model, extractor.backbone.variables).restore(path)
         status.expect_partial().assert_existing_objects_matched()
-        print(f"fine-tune: backbone weights from checkpoint {path}", flush=True)
+        console_line(f"fine-tune: backbone weights from checkpoint {path}")
         return
     reader = tf.train.load_checkpoint(path)
     stored = reader.get_variable_to_shape_map()
     matching = [v for v in model.variables
                 if stored.get(checkpoint_key(v.path)) == list(v.shape)]
     model_checkpoint(model, matching).restore(path).expect_partial()
-    print(f"fine-tune: {len(matching)} of {len(model.variables)} variables from the detection "
-          f"checkpoint {path} (same path and shape)", flush=True)
+    console_line(f"fine-tune: {len(matching)} of {len(model.variables)} variables from the "
+                 f"detection checkpoint {path} (same path and shape)")
 
 
 def _is_keras_file(path: str) -> bool:
@@ -164,8 +158,8 @@ def keep_best(model_dir: str, checkpoint_path: str | None, step: int, metrics: d
         json.dump({"step": step, "checkpoint": name, **metrics}, f, indent=1)
     shutil.rmtree(best_dir, ignore_errors=True)
     os.replace(tmp_dir, best_dir)
-    print(f"best checkpoint so far ({key} {metrics[key]:.4f} at step {step}) kept in "
-          f"{best_dir}", flush=True)
+    console_line(f"best checkpoint so far ({key} {metrics[key]:.4f} at step {step}) kept in "
+                 f"{best_dir}")
     return True
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 from typing import Any, Mapping
 
@@ -13,8 +12,7 @@ from object_detection.meta_architectures import checkpoint_layout
 from object_detection.training import distribution, trainable
 from object_detection.utils.dllogger import DLLogger
 from object_detection.utils.errors import ConfigError
-
-logger = logging.getLogger("object_detection")
+from object_detection.utils.log import logger
 
 
 @dataclasses.dataclass
@@ -43,33 +41,39 @@ class RunOptions:
 
 
 class RunState:
-    """What a run holds: the engine, the model, the optimizer, its checkpoint and the report."""
+    """What a run holds: its plans, the engine, the model, the optimizer, its checkpoint and
+    the report.
+
+    `configs` (the OD API dictionary) goes only to the builders of the model and the optimizer;
+    everything else the run reads comes from `plans` (`plan_builder.build(configs)`).
+    """
 
     def __init__(self, configs: Mapping[str, Any], options: RunOptions,
-                 engine: distribution.Engine):
+                 engine: distribution.Engine, plans: plan_builder.RunPlans | None = None):
         self.configs = configs
+        self.plans = plans if plans is not None else plan_builder.build(configs)
         self.options = options
         self.engine = engine
-        self.sync_batch_norm = plan_builder.sync_batch_norm_fields(configs["model"])  # field paths
+        self.sync_batch_norm = self.plans.sync_batch_norm_fields
         synced = self.sync_batch_norm and engine.num_replicas_in_sync > 1
         if synced and not engine.optimizer_sums_gradients:
             raise ConfigError(
-                f"{self.sync_batch_norm[0]}: synchronized batch norm runs under tf.distribute (--engine tf, "
-                f"one process per host with MirroredStrategy or MultiWorkerMirroredStrategy); "
-                f"with {engine.name} each of the {engine.num_replicas_in_sync} ranks would "
-                "normalize with its own batch only. Use --engine tf, or batch_norm.")
-        train_config = configs["train_config"]
-        self.gradient_clipping_by_norm = float(train_config.gradient_clipping_by_norm)
+                f"{self.sync_batch_norm[0]}: synchronized batch norm runs under tf.distribute "
+                f"(--engine tf, one process per host with MirroredStrategy or "
+                f"MultiWorkerMirroredStrategy); with {engine.name} each of the "
+                f"{engine.num_replicas_in_sync} ranks would normalize with its own batch only. "
+                "Use --engine tf, or batch_norm.")
+        train = self.plans.train
+        self.gradient_clipping_by_norm = train.gradient_clipping_by_norm
         with engine.scope():
             self.model = model_builder.build(configs["model"], is_training=True)
             self.model.build()
             self.variables = trainable.select(
-                self.model, list(train_config.update_trainable_variables),
-                list(train_config.freeze_variables))
+                self.model, list(train.update_trainable_variables), list(train.freeze_variables))
             if self.variables.frozen:
                 logger.info("%s.", self.variables.summary())
             self.optimizer = optimizer_builder.build(
-                train_config,
+                configs["train_config"],
                 amp_float16=options.amp and keras.mixed_precision.global_policy().name
                 == "mixed_float16")
             self.optimizer.build(self.variables.trained)
@@ -78,7 +82,7 @@ class RunState:
 
     @property
     def global_batch_size(self) -> int:
-        return int(self.configs["train_config"].batch_size) * self.engine.num_replicas_in_sync
+        return self.plans.train.batch_size * self.engine.num_replicas_in_sync
 
     @property
     def step(self) -> int:

@@ -18,7 +18,6 @@ by itself; `fine_tune_checkpoint` is read only when `model_dir` has none.
 """
 from __future__ import annotations
 
-import logging
 import math
 import os
 import shutil
@@ -29,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from object_detection.builders import dataset_builder, optimizer_builder
+from object_detection.builders import dataset_builder, optimizer_builder, plan_builder
 from object_detection.core.standard_fields import LossFields
 from object_detection.data import inputs
 from object_detection.evaluation import coco_evaluation, eval_loop
@@ -39,16 +38,11 @@ from object_detection.training import distribution, preemption, train_step
 from object_detection.training.run_state import RunOptions, RunState, chief_or_temp_dir
 from object_detection.training.train_step import PREEMPTED
 from object_detection.utils import config_util
-from object_detection.utils.errors import ConfigError
-
-logger = logging.getLogger("object_detection")
+from object_detection.utils.errors import ConfigError, TrainingDivergedError
+from object_detection.utils.log import console_line, logger
 
 __all__ = ["RunOptions", "RunState", "TrainingDivergedError", "train", "evaluate",
            "evaluate_checkpoints", "check_inputs", "EarlyStopping"]
-
-
-class TrainingDivergedError(RuntimeError):
-    """The loss became NaN or infinite."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -58,15 +52,16 @@ class TrainingDivergedError(RuntimeError):
 def train(configs: Mapping[str, Any], options: RunOptions,
           engine: distribution.Engine) -> dict[str, Any]:
     """Trains to `num_train_steps`, evaluating `eval_count` times; returns the last metrics."""
-    dataset_fn = check_inputs(configs, options)
-    num_steps = int(options.num_train_steps or configs["train_config"].num_steps)
+    plans = plan_builder.build(configs)
+    dataset_fn = check_inputs(configs, options, plans=plans)
+    num_steps = int(options.num_train_steps or plans.train.num_steps)
     if num_steps <= 0:
         raise ConfigError(
             "train_config.num_steps: is 0 and --num_train_steps is not given; set one of them.")
     if options.steps_per_loop < 1:
         raise ConfigError(f"--steps_per_loop: must be >= 1, got {options.steps_per_loop}.")
     t0 = time.perf_counter()
-    run = RunState(configs, options, engine)
+    run = RunState(configs, options, engine, plans)
     build_s = time.perf_counter() - t0
     os.makedirs(options.model_dir, exist_ok=True)
     manager = tf.train.CheckpointManager(
@@ -76,17 +71,19 @@ def train(configs: Mapping[str, Any], options: RunOptions,
     if start >= num_steps:
         logger.info("model_dir already holds step %d >= %d: nothing to train.", start, num_steps)
         return {}
+    skipped = inputs.CorruptRecordCounter()  # stays empty with random data
     if options.random_data:
         dataset_fn = train_step.random_dataset_fn(
-            run.model.image_size, int(configs["train_config"].batch_size),
-            int(configs["train_config"].max_number_of_boxes) or 100)
+            run.model.image_size, plans.train.batch_size, plans.train.max_number_of_boxes)
+    else:
+        skipped = dataset_fn.corrupt_records
     loop = _TrainLoop(run, iter(engine.distribute_dataset(dataset_fn)), manager,
                       start, num_steps)
     loop.timings["build_s"] = build_s
     with preemption.SigtermWatch() as sigterm:
         stop_reason = loop.run(sigterm)
     _cleanup_temp_dir(options.model_dir, engine)
-    summary = _summary(run, loop, stop_reason)
+    summary = _summary(run, loop, stop_reason, skipped)
     return {**loop.metrics, **summary}
 
 
@@ -210,8 +207,7 @@ class _TrainLoop:
     def _save_and_exit(self) -> str:
         reason = f"SIGTERM: checkpoint saved at step {self.step}"
         self._save()
-        print(f"{reason} in {self.options.model_dir}; exiting (a restart resumes from it).",
-              flush=True)
+        console_line(f"{reason} in {self.options.model_dir}; exiting (a restart resumes from it).")
         return reason
 
     def _checkpoint_and_evaluate(self) -> str | None:
@@ -227,10 +223,11 @@ class _TrainLoop:
                                    self.manager.latest_checkpoint, self.run_state.engine)
 
 
-def _summary(run: RunState, loop: _TrainLoop, stop_reason: str) -> dict[str, Any]:
-    """The run's summary: recorded in the report and printed (chief)."""
+def _summary(run: RunState, loop: _TrainLoop, stop_reason: str,
+             skipped: inputs.CorruptRecordCounter) -> dict[str, Any]:
+    """The run's summary: recorded in the report and printed (chief). `skipped` counts the
+    records the training input skipped."""
     options = run.options
-    skipped = inputs.DEFAULT_CORRUPT_RECORD_COUNTER
     times = loop.step_times
     timed = times[loop.first_call_steps:] or times
     if options.benchmark_last_k:
@@ -249,14 +246,15 @@ def _summary(run: RunState, loop: _TrainLoop, stop_reason: str) -> dict[str, Any
     run.report.log([], summary)
     if run.engine.is_chief:
         if stop_reason != "num_train_steps reached" and not stop_reason.startswith("SIGTERM"):
-            print(f"training stopped early: {stop_reason}", flush=True)
-        print(f"trained steps {loop.start}..{loop.step}: {summary['train_throughput']:.2f} "
-              f"img/s (median step {np.median(timed):.3f} s), first step "
-              f"{summary['train_first_step_s']:.1f} s", flush=True)
+            console_line(f"training stopped early: {stop_reason}")
+        console_line(f"trained steps {loop.start}..{loop.step}: "
+                     f"{summary['train_throughput']:.2f} img/s (median step "
+                     f"{np.median(timed):.3f} s), first step "
+                     f"{summary['train_first_step_s']:.1f} s")
         if skipped.count:
-            print(f"records skipped {skipped.count} times (the input repeats): "
-                  f"{eval_loop.skipped_reasons(skipped.by_reason)}; {len(skipped.records)} "
-                  f"distinct: {_first_records(skipped)}", flush=True)
+            console_line(f"records skipped {skipped.count} times (the input repeats): "
+                         f"{eval_loop.skipped_reasons(skipped.by_reason)}; "
+                         f"{len(skipped.records)} distinct: {_first_records(skipped)}")
     return summary
 
 
@@ -287,11 +285,11 @@ class _Progress:
             tf.summary.scalar("learning_rate", lr)
             tf.summary.scalar("train_throughput", throughput)
         if run.engine.is_chief:
-            print(f"step {step}/{self.num_steps}  loss {record['total_loss']:.4f} "
-                  f"(cls {record['classification_loss']:.4f} "
-                  f"loc {record['localization_loss']:.4f} "
-                  f"reg {record['regularization_loss']:.4f})  lr {lr:.5g}  "
-                  f"{throughput:.1f} img/s  left {_hms(eta)}", flush=True)
+            console_line(f"step {step}/{self.num_steps}  loss {record['total_loss']:.4f} "
+                         f"(cls {record['classification_loss']:.4f} "
+                         f"loc {record['localization_loss']:.4f} "
+                         f"reg {record['regularization_loss']:.4f})  lr {lr:.5g}  "
+                         f"{throughput:.1f} img/s  left {_hms(eta)}")
         self.interval_time, self.interval_steps = 0.0, 0
 
 
@@ -304,16 +302,19 @@ def _eval_steps(num_steps: int, start: int, eval_count: int) -> list[int]:
 
 
 def check_inputs(configs: Mapping[str, Any], options: RunOptions, *,
-                 training: bool = True):
+                 training: bool = True, plans: plan_builder.RunPlans | None = None):
     """What the run will read, checked before anything is built, so a wrong path fails in
     seconds rather than after the model is built (or, for the eval reader, hours later).
 
     Checks the training reader (unless `random_data`), the eval reader (when the run
     evaluates) and, for a fresh `model_dir`, `train_config.fine_tune_checkpoint`.
 
+    Args:
+      plans: `plan_builder.build(configs)`, built here when not given.
+
     Returns:
-      The training dataset_fn (checking the reader builds it), or None (`random_data`, or
-      not `training`).
+      The training dataset_fn (checking the reader builds it; its `corrupt_records` counts what
+      the input skips), or None (`random_data`, or not `training`).
 
     Raises:
       ConfigError / FileNotFoundError: naming the field or flag at fault.
@@ -329,9 +330,9 @@ def check_inputs(configs: Mapping[str, Any], options: RunOptions, *,
         dataset_fn = dataset_builder.train_dataset_fn(configs, on_corrupt=options.on_corrupt)
     if not training or options.eval_count > 0:
         dataset_builder.check_eval_input(configs)
-    fine_tune = configs["train_config"].fine_tune_checkpoint
+    fine_tune = (plans or plan_builder.build(configs)).train.fine_tune
     if training and fine_tune and not tf.train.latest_checkpoint(options.model_dir):
-        ckpt_lib.resolve_fine_tune_checkpoint(fine_tune)
+        ckpt_lib.resolve_fine_tune_checkpoint(fine_tune.checkpoint)
     return dataset_fn
 
 
@@ -419,13 +420,13 @@ def evaluate(run: RunState, step: int) -> dict[str, float]:
     moving averages when eval_config.use_moving_averages)."""
     options = run.options
     return eval_loop.evaluate(
-        run.model, run.configs, step=step, engine=run.engine, report=run.report,
+        run.model, run.configs, run.plans, step=step, engine=run.engine, report=run.report,
         model_dir=options.model_dir, sample_1_of_n=options.sample_1_of_n_eval_examples,
         on_corrupt=options.on_corrupt,
         include_metrics_per_category=options.include_metrics_per_category,
         backend=options.eval_backend,
         weights=ckpt_lib.moving_average_weights(
-            run.optimizer, run.configs["eval_config"].use_moving_averages))
+            run.optimizer, run.plans.eval.use_moving_averages))
 
 
 def evaluate_checkpoints(configs: Mapping[str, Any], options: RunOptions,
@@ -436,18 +437,19 @@ def evaluate_checkpoints(configs: Mapping[str, Any], options: RunOptions,
     Continuous evaluation (the OD API's): looks for a new checkpoint at most every
     `eval_config.eval_interval_secs` and gives up after `options.eval_timeout_s` without one.
     """
-    check_inputs(configs, options, training=False)
+    plans = plan_builder.build(configs)
+    check_inputs(configs, options, training=False, plans=plans)
     if run_once and tf.train.latest_checkpoint(checkpoint_dir) is None:
         raise FileNotFoundError(f"--checkpoint_dir {checkpoint_dir}: no checkpoint found.")
-    run = RunState(configs, options, engine)
-    num_steps = int(options.num_train_steps or configs["train_config"].num_steps)
+    run = RunState(configs, options, engine, plans)
+    num_steps = int(options.num_train_steps or plans.train.num_steps)
     if run_once:
         path = tf.train.latest_checkpoint(checkpoint_dir)
         _restore_for_evaluation(run, path)
         return evaluate(run, step=run.step)
     metrics: dict[str, float] = {}
     best = EarlyStopping(metric=options.early_stop_metric)  # keeps best/, never stops
-    interval = int(configs["eval_config"].eval_interval_secs)
+    interval = plans.eval.eval_interval_secs
     for path in tf.train.checkpoints_iterator(checkpoint_dir, min_interval_secs=interval,
                                               timeout=options.eval_timeout_s):
         _restore_for_evaluation(run, path)
@@ -456,8 +458,8 @@ def evaluate_checkpoints(configs: Mapping[str, Any], options: RunOptions,
         if num_steps and run.step >= num_steps:
             break
     else:
-        print(f"no new checkpoint in {checkpoint_dir} for {options.eval_timeout_s:.0f} s "
-              "(--eval_timeout): evaluation ends.", flush=True)
+        console_line(f"no new checkpoint in {checkpoint_dir} for {options.eval_timeout_s:.0f} s "
+                     "(--eval_timeout): evaluation ends.")
     return metrics
 
 

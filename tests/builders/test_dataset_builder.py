@@ -5,6 +5,7 @@ import pytest
 
 from object_detection.builders import dataset_builder
 from object_detection.core.standard_fields import InputFields as F
+from object_detection.data import inputs
 from object_detection.utils import config_util
 from object_detection.utils.errors import ConfigError
 from tests.conftest import SMALL_CONFIG
@@ -70,3 +71,23 @@ def test_eval_pads_ground_truth_to_the_eval_readers_max_number_of_boxes(two_file
     eval_reader.max_number_of_boxes = 7  # train_config says 20: the OD API pads eval to 7
     batch = next(iter(dataset_builder.eval_dataset(configs)))
     assert batch[F.groundtruth_boxes].shape[1:] == (7, 4)
+
+
+def test_the_training_dataset_fn_carries_the_counter_of_its_skipped_records(tmp_path):
+    images = [jpeg(10 * i) for i in range(5)]
+    images[2] = images[2][:100]  # a truncated JPEG: skipped and counted
+    path = write_records(tmp_path / "c.record", images)
+    counter = inputs.CorruptRecordCounter()
+    fn = dataset_builder.train_dataset_fn(_configs([path]), deterministic=True, seed=1,
+                                          corrupt_counter=counter)
+    assert fn.corrupt_records is counter
+    next(iter(fn()))
+    assert counter.by_reason[inputs.SKIP_CORRUPT] >= 1
+    assert counter.records[0] == (path, 2)
+
+
+def test_each_training_dataset_fn_has_its_own_counter_unless_given_one(two_files):
+    first = dataset_builder.train_dataset_fn(_configs(list(two_files)))
+    second = dataset_builder.train_dataset_fn(_configs(list(two_files)))
+    assert isinstance(first.corrupt_records, inputs.CorruptRecordCounter)
+    assert first.corrupt_records is not second.corrupt_records  # no process-global count

@@ -14,6 +14,7 @@ from PIL import Image
 from object_detection.core.standard_fields import InputFields as F
 from object_detection.data import inputs
 from object_detection.dataset_tools import conversion, dataset_util
+from object_detection.utils.errors import DataError
 
 BCCD = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "bccd"
 SEED_AUGMENTATION = [
@@ -93,6 +94,18 @@ def test_eval_skips_corrupt_records_counts_and_names_them(records, caplog):
     np.testing.assert_allclose(by_id["b1"][F.image], 71, atol=2)  # float 0..255, resized
 
 
+def test_a_dataset_built_without_a_counter_counts_in_its_own(records, caplog):
+    a, _ = records
+    for _ in range(2):  # a second dataset starts from 0 again: no process-global count
+        dataset = inputs.build_eval_dataset(a, batch_size=4, image_size=(16, 16), max_boxes=3)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            list(dataset)
+        assert "(1 records skipped so far)" in caplog.text  # its own running count
+        assert "(2 records skipped so far)" in caplog.text
+        assert "(3 records skipped so far)" not in caplog.text
+
+
 def test_stop_mode_raises_at_the_first_corrupt_record_naming_file_and_index(records):
     a, b = records
     dataset = inputs.build_eval_dataset(a, batch_size=1, image_size=(16, 16), max_boxes=3,
@@ -107,6 +120,25 @@ def test_stop_mode_raises_at_the_first_corrupt_record_naming_file_and_index(reco
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"record (1|4) is corrupt"):
         for _ in train.take(10):
             pass
+
+
+def test_a_stopped_pipeline_raises_its_data_error_in_raising_data_errors(records):
+    a, _ = records
+    dataset = inputs.build_eval_dataset(a, batch_size=1, image_size=(16, 16), max_boxes=3,
+                                        on_corrupt="stop")
+    with pytest.raises(DataError) as raised:
+        with inputs.raising_data_errors():
+            for _ in dataset:
+                pass
+    assert str(raised.value).startswith(f"DataError: {a}: record 1 is corrupt")
+    assert "\n" not in str(raised.value)  # the pipeline's line, not the tf.data stack
+    assert isinstance(raised.value.__cause__, tf.errors.InvalidArgumentError)
+
+
+def test_other_tensorflow_errors_pass_raising_data_errors_unchanged():
+    with pytest.raises(tf.errors.InvalidArgumentError, match="bad shape"):
+        with inputs.raising_data_errors():
+            raise tf.errors.InvalidArgumentError(None, None, "bad shape")
 
 
 def test_train_batches_have_static_shapes_and_run_past_corrupt_records(records):

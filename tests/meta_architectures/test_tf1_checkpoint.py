@@ -81,7 +81,7 @@ def test_tf1_configs_build_the_tf1_network_with_the_tf1_odapi_names(config, keys
 
 
 @needs_seed
-def test_the_seeds_tf_slim_resnet_checkpoint_loads_the_whole_backbone(tmp_path, capsys):
+def test_the_seeds_tf_slim_resnet_checkpoint_loads_the_whole_backbone(tmp_path, console):
     keys = recorded_keys("slim_resnet_v1_50")
     (tmp_path / "resnet_v1_50").mkdir()
     prefix = str(tmp_path / "resnet_v1_50" / "model.ckpt")
@@ -102,7 +102,7 @@ def test_the_seeds_tf_slim_resnet_checkpoint_loads_the_whole_backbone(tmp_path, 
     report = oc.restore(model, prefix, backbone_only=True)
     assert report.unexpected == ("resnet_v1_50/logits/biases", "resnet_v1_50/logits/weights")
     assert report.not_backbone == len(names) - 265
-    out = capsys.readouterr().out
+    out = console()
     assert "265 variables mapped" in out and "2 in the file unused" in out
     with pytest.raises(oc.OdApiCheckpointError, match="holds only the backbone"):
         oc.restore(model, prefix)
@@ -198,12 +198,12 @@ def _train_two_steps(config, shapes_dataset, tmp_path, *extra):
 
 
 @needs_seed
-def test_the_seed_config_trains_from_the_tf_slim_checkpoint(shapes_dataset, tmp_path, capsys):
+def test_the_seed_config_trains_from_the_tf_slim_checkpoint(shapes_dataset, tmp_path, console):
     # The default suite keeps it short: batch 2 instead of the config's 32 (the slow test
     # below runs every ResNet seed config with nothing but its paths changed).
     _train_two_steps("ssd320_full_1gpus.config", shapes_dataset, tmp_path,
                      "train_config.batch_size=2")
-    out = capsys.readouterr().out
+    out = console()
     assert "fine-tune (classification): 265 variables mapped" in out
 
 

@@ -187,7 +187,7 @@ def test_evaluation_pictures_reach_tensorboard_and_the_export_dir(small_override
 
 
 def test_early_stop_at_the_evaluation_that_runs_out_of_patience(small_overrides, tmp_path,
-                                                                monkeypatch, capsys):
+                                                                monkeypatch, console):
     scripted = iter([0.1, 0.3, 0.2, 0.25, 0.9])  # evaluations at steps 2, 4, 6, 8, 10
 
     def fake_evaluate(session, step):
@@ -201,7 +201,7 @@ def test_early_stop_at_the_evaluation_that_runs_out_of_patience(small_overrides,
     assert result["steps"] == 8
     assert result["stop_reason"].startswith(
         "early stop at step 8: mAP has not improved for 2 evaluations (best 0.3000 at step 4")
-    assert "training stopped early: early stop at step 8" in capsys.readouterr().out
+    assert "training stopped early: early stop at step 8" in console()
     best = json.loads((tmp_path / "best" / "best.json").read_text())
     assert best["step"] == 4 and best["mAP"] == 0.3
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-8")

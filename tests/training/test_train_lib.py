@@ -32,7 +32,7 @@ def _train(configs, model_dir, steps, **options):
     return train_lib.train(configs, opts, distribution.make_engine("tf", "default"))
 
 
-def test_train_checkpoint_resume_and_evaluate(small_overrides, tmp_path, capsys):
+def test_train_checkpoint_resume_and_evaluate(small_overrides, tmp_path, console):
     configs = _configs(small_overrides)
     report = tmp_path / "report.json"
     _train(configs, tmp_path, 4, checkpoint_every_n=2, raport_file=str(report))
@@ -40,10 +40,10 @@ def test_train_checkpoint_resume_and_evaluate(small_overrides, tmp_path, capsys)
     assert (tmp_path / "pipeline.config").exists()
 
     metrics = _train(configs, tmp_path, 6, eval_count=1, raport_file=str(report))
-    out = capsys.readouterr().out
+    out = console()
     assert "resuming from" in out and "at step 4" in out
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-6")
-    # pycocotools' summary, its 12 lines as pycocotools prints them.
+    # pycocotools' summary, its 12 lines as pycocotools prints them (a console line).
     summary = [line for line in out.splitlines()
                if line.startswith((" Average Precision", " Average Recall"))]
     assert len(summary) == 12
