@@ -100,40 +100,22 @@ class TargetAssigner:
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"TargetAssigner.assign: num_classes must be an int >= 1, got "
                              f"{num_classes!r}.")
-        anchors = as_float32(anchors, "anchors")
-        groundtruth_boxes = as_float32(groundtruth_boxes, "groundtruth_boxes")
-        check_rank(anchors, (2,), "anchors")
-        check_last_dim(anchors, 4, "anchors")
-        check_rank(groundtruth_boxes, (3,), "groundtruth_boxes")
-        check_last_dim(groundtruth_boxes, 4, "groundtruth_boxes")
-        groundtruth_classes = tf.cast(groundtruth_classes, tf.int32)
-        check_rank(groundtruth_classes, (2,), "groundtruth_classes")
-        num_groundtruth_boxes = tf.cast(num_groundtruth_boxes, tf.int32)
-        if groundtruth_boxes.shape[1] is None or groundtruth_boxes.shape[1] == 0:
-            # N may be 0: one padding row (beyond every count, so never valid) keeps the
-            # gathers below non-empty; every anchor is then background.
-            groundtruth_boxes = tf.pad(groundtruth_boxes, [[0, 0], [0, 1], [0, 0]])
-            groundtruth_classes = tf.pad(groundtruth_classes, [[0, 0], [0, 1]])
-            if groundtruth_weights is not None:
-                groundtruth_weights = tf.pad(
-                    as_float32(groundtruth_weights, "groundtruth_weights"), [[0, 0], [0, 1]])
-        max_boxes = groundtruth_boxes.shape[1]
-        if max_boxes is None:
-            max_boxes = tf.shape(groundtruth_boxes)[1]
-
-        valid_rows = tf.sequence_mask(num_groundtruth_boxes, max_boxes)  # [B, N]
-        if groundtruth_weights is None:
-            weights = tf.cast(valid_rows, tf.float32)
-        else:
-            weights = as_float32(groundtruth_weights, "groundtruth_weights")
-            weights = tf.where(valid_rows, weights, 0.0)  # padding never carries a weight
-
+        anchors, groundtruth_boxes, groundtruth_classes, valid_rows, weights = _checked_inputs(
+            anchors, groundtruth_boxes, groundtruth_classes, num_groundtruth_boxes,
+            groundtruth_weights)
         similarity = _SIMILARITIES[self.similarity](
             groundtruth_boxes, anchors[tf.newaxis])  # [B, N, A]
         match = self.matcher.match(
             similarity, valid_rows=valid_rows,
             force_match_rows=tf.logical_and(valid_rows, weights > 0.0))  # [B, A]
+        return self._targets(anchors, groundtruth_boxes, groundtruth_classes, weights, match,
+                             num_classes)
 
+    def _targets(self, anchors: tf.Tensor, groundtruth_boxes: tf.Tensor,
+                 groundtruth_classes: tf.Tensor, weights: tf.Tensor, match: tf.Tensor,
+                 num_classes: int) -> dict[str, tf.Tensor]:
+        """The targets of `assign` (its Returns) from the match: anchors [A, 4], boxes
+        [B, N, 4], classes int32 [B, N], weights float32 [B, N] (0 on padding), match [B, A]."""
         matched = match >= 0  # [B, A]
         gather_ids = tf.maximum(match, 0)  # [B, A]; sentinel columns read row 0, then masked
         matched_boxes = tf.gather(groundtruth_boxes, gather_ids, batch_dims=1)  # [B, A, 4]
@@ -161,3 +143,39 @@ class TargetAssigner:
             fields.TargetFields.reg_weights: reg_weights,
             fields.TargetFields.match: match,
         }
+
+
+def _checked_inputs(anchors, groundtruth_boxes, groundtruth_classes, num_groundtruth_boxes,
+                    groundtruth_weights):
+    """`assign`'s inputs checked and cast: (anchors float32 [A, 4], boxes float32 [B, N, 4],
+    classes int32 [B, N], valid_rows bool [B, N], weights float32 [B, N], 0 on padding rows).
+
+    N = 0 gets one padding row (beyond every count, so never valid), which keeps the gathers
+    non-empty; every anchor is then background.
+    """
+    anchors = as_float32(anchors, "anchors")
+    groundtruth_boxes = as_float32(groundtruth_boxes, "groundtruth_boxes")
+    check_rank(anchors, (2,), "anchors")
+    check_last_dim(anchors, 4, "anchors")
+    check_rank(groundtruth_boxes, (3,), "groundtruth_boxes")
+    check_last_dim(groundtruth_boxes, 4, "groundtruth_boxes")
+    groundtruth_classes = tf.cast(groundtruth_classes, tf.int32)
+    check_rank(groundtruth_classes, (2,), "groundtruth_classes")
+    num_groundtruth_boxes = tf.cast(num_groundtruth_boxes, tf.int32)
+    if groundtruth_boxes.shape[1] is None or groundtruth_boxes.shape[1] == 0:
+        groundtruth_boxes = tf.pad(groundtruth_boxes, [[0, 0], [0, 1], [0, 0]])
+        groundtruth_classes = tf.pad(groundtruth_classes, [[0, 0], [0, 1]])
+        if groundtruth_weights is not None:
+            groundtruth_weights = tf.pad(
+                as_float32(groundtruth_weights, "groundtruth_weights"), [[0, 0], [0, 1]])
+    max_boxes = groundtruth_boxes.shape[1]
+    if max_boxes is None:
+        max_boxes = tf.shape(groundtruth_boxes)[1]
+
+    valid_rows = tf.sequence_mask(num_groundtruth_boxes, max_boxes)  # [B, N]
+    if groundtruth_weights is None:
+        weights = tf.cast(valid_rows, tf.float32)
+    else:
+        weights = as_float32(groundtruth_weights, "groundtruth_weights")
+        weights = tf.where(valid_rows, weights, 0.0)  # padding never carries a weight
+    return anchors, groundtruth_boxes, groundtruth_classes, valid_rows, weights
