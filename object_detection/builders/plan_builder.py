@@ -34,7 +34,7 @@ Proto fields and the plan attributes that replace them (`configs` is the dict of
   configs["eval_input_config"].label_map_path          plans.eval_input.label_map_path
   configs["eval_input_config"].max_number_of_boxes     plans.eval_input.max_number_of_boxes
   configs["model"].ssd.num_classes                     plans.num_classes
-  train_lib.sync_batch_norm_fields(configs["model"])   plans.sync_batch_norm_fields
+  sync_batch_norm_fields(configs["model"])             plans.sync_batch_norm_fields
 
 The model, optimizer and input pipelines are built by their own builders (`model_builder`,
 `optimizer_builder`, `dataset_builder`) from the same `configs`.

@@ -376,8 +376,8 @@ def _train_config() -> dict[str, Status]:
     opt = f"{t}.optimizer"
     steps = f"supported steps: {', '.join(sorted(AUGMENTATION_STEPS))}"
     fields: dict[str, Status] = {
-        t: _h(_TRAIN),
-        f"{t}.batch_size": _h(_DATASET, _TRAIN),
+        t: _h(_PLANS, _RUN),
+        f"{t}.batch_size": _h(_DATASET, _PLANS, _TRAIN),
         f"{t}.data_augmentation_options": _h(_DATASET),
         f"{t}.sync_replicas": Hint(
             "training is always synchronous (every replica's gradients are summed each step)",
@@ -408,7 +408,7 @@ def _train_config() -> dict[str, Status]:
             "model (a class head of another num_classes is left out)", agrees=(True,)),
         f"{t}.run_fine_tune_checkpoint_dummy_computation": Hint(
             "the model's variables exist before the checkpoint is read"),
-        f"{t}.num_steps": _h(_TRAIN),
+        f"{t}.num_steps": _h(_PLANS, _TRAIN),
         f"{t}.startup_delay_steps": Hint(
             "for the TF1 OD API's asynchronous workers; workers here start together and step "
             "in lockstep", agrees=(0.0,)),
@@ -429,7 +429,7 @@ def _train_config() -> dict[str, Status]:
         f"{t}.add_regularization_loss": Refused(
             "the regularization loss is always added; to train without it, set the "
             "regularizer weights to 0"),
-        f"{t}.max_number_of_boxes": _h(_DATASET, _TRAIN),
+        f"{t}.max_number_of_boxes": _h(_DATASET, _PLANS, _TRAIN),
         f"{t}.unpad_groundtruth_tensors": Hint(
             "ground truth stays padded to max_number_of_boxes with a count beside it; padded "
             "rows never match an anchor, so unpadding would change nothing", agrees=(False,)),
@@ -563,11 +563,11 @@ def _eval_config() -> dict[str, Status]:
     e = "eval_config"
     keypoints = Refused(_NO_KEYPOINTS)
     return {
-        e: _h(_TRAIN),
+        e: _h(_PLANS),
         f"{e}.batch_size": _h(_DATASET),
         f"{e}.num_visualizations": _h(_EVAL_IMAGES),
-        f"{e}.num_examples": _h(_EVAL_LOOP),
-        f"{e}.eval_interval_secs": _h(_TRAIN),
+        f"{e}.num_examples": _h(_PLANS, _EVAL_LOOP),
+        f"{e}.eval_interval_secs": _h(_PLANS, _TRAIN),
         f"{e}.max_evals": Hint(
             "continuous evaluation ends at the last training step or after --eval_timeout "
             "without a new checkpoint (the OD API's TF2 evaluation does not read it either)",
@@ -577,14 +577,14 @@ def _eval_config() -> dict[str, Status]:
         f"{e}.visualization_export_dir": _h(_EVAL_IMAGES),
         f"{e}.eval_master": Hint("a TF1 session address; the distribution engine connects "
                                  "the workers"),
-        f"{e}.metrics_set": _h(_EVAL_LOOP, note=_METRICS),
+        f"{e}.metrics_set": _h(_PLANS, _EVAL_LOOP, note=_METRICS),
         f"{e}.parameterized_metric": keypoints,
         f"{e}.export_path": Hint(
             "the detections of each evaluation are written to "
             "model_dir/eval/detections_step_<N>.json; the metrics are the same"),
         f"{e}.ignore_groundtruth": Refused(
             "evaluation needs the ground truth; for detections alone use export/infer.py"),
-        f"{e}.use_moving_averages": _h(_TRAIN),
+        f"{e}.use_moving_averages": _h(_PLANS, _TRAIN),
         f"{e}.eval_instance_masks": Refused(_NO_MASKS),
         f"{e}.min_score_threshold": _h(_EVAL_IMAGES),
         f"{e}.max_num_boxes_to_visualize": _h(_EVAL_IMAGES),
@@ -596,8 +596,8 @@ def _eval_config() -> dict[str, Status]:
         f"{e}.retain_original_images": Hint(
             "pictures are drawn on the resized model input, to which the boxes are "
             "normalized; the metrics are the same"),
-        f"{e}.include_metrics_per_category": _h(_EVAL_LOOP, note=_METRICS),
-        f"{e}.all_metrics_per_category": _h(_EVAL_LOOP, note=_METRICS),
+        f"{e}.include_metrics_per_category": _h(_PLANS, _EVAL_LOOP, note=_METRICS),
+        f"{e}.all_metrics_per_category": _h(_PLANS, note=_METRICS),
         f"{e}.super_categories": Refused(
             "metrics are not grouped by super-category; include_metrics_per_category gives "
             "AP per category"),
