@@ -10,6 +10,7 @@ with several tasks) MultiWorkerMirroredStrategy; with several local GPUs Mirrore
 """
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -94,17 +95,24 @@ def main(argv):
         raise app.UsageError("--pipeline_config_path is required.")
     if not FLAGS.model_dir and not FLAGS.checkpoint_dir:
         raise app.UsageError("--model_dir is required (or --checkpoint_dir for evaluation).")
+    code = 0
     try:
         _check_flags()
         configs = _load_configs()
         _run(configs)
     except (ConfigError, DataError, FileNotFoundError, TrainingDivergedError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        code = 2
     except PeerFailureError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 3
-    return 0
+        code = 3
+    if code:
+        # A failed run's exception chain (the typed error, its TensorFlow cause and their
+        # frames) can hold the run's input pipeline in a reference cycle. Freed only at
+        # interpreter shutdown, a tf.data thread still inside a py_function waits there for
+        # the GIL and the process hangs instead of exiting: free it now.
+        gc.collect()
+    return code
 
 
 def _check_flags() -> None:
