@@ -10,7 +10,6 @@ with several tasks) MultiWorkerMirroredStrategy; with several local GPUs Mirrore
 """
 from __future__ import annotations
 
-import gc
 import os
 import sys
 
@@ -95,24 +94,17 @@ def main(argv):
         raise app.UsageError("--pipeline_config_path is required.")
     if not FLAGS.model_dir and not FLAGS.checkpoint_dir:
         raise app.UsageError("--model_dir is required (or --checkpoint_dir for evaluation).")
-    code = 0
     try:
         _check_flags()
         configs = _load_configs()
         _run(configs)
     except (ConfigError, DataError, FileNotFoundError, TrainingDivergedError) as e:
         print(f"error: {e}", file=sys.stderr)
-        code = 2
+        return 2
     except PeerFailureError as e:
         print(f"error: {e}", file=sys.stderr)
-        code = 3
-    if code:
-        # A failed run's exception chain (the typed error, its TensorFlow cause and their
-        # frames) can hold the run's input pipeline in a reference cycle. Freed only at
-        # interpreter shutdown, a tf.data thread still inside a py_function waits there for
-        # the GIL and the process hangs instead of exiting: free it now.
-        gc.collect()
-    return code
+        return 3
+    return 0
 
 
 def _check_flags() -> None:
@@ -168,7 +160,7 @@ def _run(configs: dict) -> None:
         cpu_bfloat16="force" if FLAGS.amp_on_cpu == "bfloat16" else "auto")
     engine = distribution.make_engine(FLAGS.engine, FLAGS.strategy,
                                       collective_timeout_s=FLAGS.collective_timeout_s)
-    options = _run_options(train_lib.RunOptions, amp=policy != "float32")
+    options = _run_options(amp=policy != "float32")
     # --on_corrupt=stop: the input pipeline's DataError names the file and the record; a dead or
     # unreachable peer: one line instead of hanging or a traceback wall.
     with engine.raising_peer_failures(), inputs.raising_data_errors():
@@ -179,9 +171,11 @@ def _run(configs: dict) -> None:
             train_lib.train(configs, options, engine)
 
 
-def _run_options(run_options_type, amp: bool):
+def _run_options(amp: bool):
     """The run's `train_lib.RunOptions` from the flags."""
-    return run_options_type(
+    from object_detection.training import train_lib
+
+    return train_lib.RunOptions(
         model_dir=FLAGS.model_dir or FLAGS.checkpoint_dir,
         num_train_steps=FLAGS.num_train_steps,
         eval_count=FLAGS.eval_count,

@@ -143,7 +143,14 @@ def raising_data_errors():
         error = data_error_in(e)
         if error is None:
             raise
-        raise error from e
+        try:
+            raise error from e
+        finally:
+            # This frame is in `error`'s traceback: holding `error` too would be a reference
+            # cycle keeping the failed run (its frames, its dataset iterator) alive until the
+            # garbage collector, possibly interpreter shutdown, where a tf.data thread inside a
+            # py_function waits for the GIL and the process hangs.
+            del error
 
 
 def list_files(file_pattern: str | Sequence[str]) -> list[str]:

@@ -295,3 +295,30 @@ def test_bccd_records_decode_to_the_json_ground_truth(tmp_path):
                     == [a["category_id"] - 1 for a in expected])
             found += 1
     assert found == len(annotations["images"]) == 72
+
+
+def test_raising_data_errors_keeps_no_reference_to_the_failed_run():
+    # The failed run (its frames, its dataset iterator) must go when the error is handled, not
+    # wait for the garbage collector: at interpreter shutdown a tf.data thread inside a
+    # py_function can deadlock on the GIL.
+    import gc
+    import weakref
+
+    class Run:
+        pass
+
+    def fail(run):
+        raise tf.errors.InvalidArgumentError(None, None, "assertion failed: [DataError: f: "
+                                             "record 3 is bad]")
+
+    gc.disable()
+    try:
+        run = Run()
+        alive = weakref.ref(run)
+        with pytest.raises(DataError, match="^DataError: f: record 3 is bad$"):
+            with inputs.raising_data_errors():
+                fail(run)
+        del run
+        assert alive() is None
+    finally:
+        gc.enable()
