@@ -1,7 +1,8 @@
 """Builds the Keras optimizer and learning-rate schedule of `train_config.optimizer`.
 
 OD API optimizers map onto Keras ones: momentum_optimizer -> SGD(momentum), rms_prop_optimizer
--> RMSprop, adam_optimizer -> Adam. `use_moving_average` turns on the optimizer's EMA
+-> RMSprop, adam_optimizer -> Adam (core/optimizers.py: the same Keras classes with fused
+per-variable kernels for SGD and the EMA). `use_moving_average` turns on the optimizer's EMA
 (`moving_average_decay`); `train_config.gradient_clipping_by_norm` becomes `global_clipnorm`.
 With float16 mixed precision the optimizer is wrapped in a LossScaleOptimizer (dynamic loss
 scaling); bfloat16 needs none.
@@ -11,7 +12,7 @@ from __future__ import annotations
 import keras
 
 from object_detection.builders import config_rules
-from object_detection.core import learning_schedules
+from object_detection.core import learning_schedules, optimizers
 from object_detection.protos import optimizer_pb2, train_pb2
 from object_detection.utils.errors import ConfigError
 
@@ -74,12 +75,12 @@ def build(train_config: train_pb2.TrainConfig,
     if train_config.gradient_clipping_by_norm > 0:
         common["global_clipnorm"] = train_config.gradient_clipping_by_norm
     if which == "momentum_optimizer":
-        optimizer = keras.optimizers.SGD(lr, momentum=c.momentum_optimizer_value, **common)
+        optimizer = optimizers.SGD(lr, momentum=c.momentum_optimizer_value, **common)
     elif which == "rms_prop_optimizer":
-        optimizer = keras.optimizers.RMSprop(lr, rho=c.decay, momentum=c.momentum_optimizer_value,
+        optimizer = optimizers.RMSprop(lr, rho=c.decay, momentum=c.momentum_optimizer_value,
                                              epsilon=c.epsilon, **common)
     elif which == "adam_optimizer":
-        optimizer = keras.optimizers.Adam(lr, epsilon=c.epsilon, **common)
+        optimizer = optimizers.Adam(lr, epsilon=c.epsilon, **common)
     else:
         raise ConfigError(f"{_PATH}: {which!r} is not supported; expected one of "
                           "momentum_optimizer, rms_prop_optimizer, adam_optimizer.")
