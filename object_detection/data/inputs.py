@@ -44,6 +44,10 @@ DataError line naming the file and record.
 Randomness: every example gets a stateless seed folded from (seed, file visit, record index),
 so with deterministic=True and a fixed seed the batches are reproducible whatever the
 parallelism; otherwise the seed is drawn at random.
+
+Every function handed to tf.data is traced as written, without AutoGraph (`_plain`): the
+pipeline's branches on tensors are explicit `tf.cond`s, and converting the source of the
+parser and of every augmentation cost more than a second at each start.
 """
 from __future__ import annotations
 
@@ -72,6 +76,8 @@ _INDEX = "_record_index"  # private keys of per-file elements, removed before ba
 _END = "_end_of_file"
 _LABELS_OK = "_labels_ok"
 _EXPECTED = "_expected_index"
+# tf.data traces a function without converting its source (see the module docstring).
+_plain = tf.autograph.experimental.do_not_convert
 _BOX_FIELDS = (InputFields.groundtruth_boxes, InputFields.groundtruth_classes,
                InputFields.groundtruth_weights, InputFields.groundtruth_is_crowd,
                InputFields.groundtruth_difficult, InputFields.groundtruth_area)
@@ -318,12 +324,12 @@ class _Pipeline:
     def read_file(self, visit: tf.Tensor, filename: tf.Tensor) -> tf.data.Dataset:
         """Examples of one file, corrupt records skipped and reported (see module docstring)."""
         records = tf.data.TFRecordDataset(filename)
-        records = records.map(lambda r: (r, False)).concatenate(
+        records = records.map(_plain(lambda r: (r, False))).concatenate(
             tf.data.Dataset.from_tensors((tf.constant(b""), True)))  # end marker
         records = records.enumerate()  # the end marker's index is the record count
         if self.stride > 1:
             records = records.filter(
-                lambda i, x: x[1] | tf.equal(i % self.stride, self.offset))
+                _plain(lambda i, x: x[1] | tf.equal(i % self.stride, self.offset)))
         file_seed = tf.random.experimental.stateless_fold_in(self.seed, visit)
 
         def process(index, record_and_end):
@@ -334,7 +340,7 @@ class _Pipeline:
             element[_END] = is_end
             return element
 
-        examples = records.map(process, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        examples = records.map(_plain(process), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         examples = examples.ignore_errors()
         stride = tf.constant(self.stride, tf.int64)
 
@@ -367,13 +373,14 @@ class _Pipeline:
                 element[_END] = tf.identity(element[_END])
             return element
 
-        examples = examples.scan(tf.constant(self.offset, tf.int64), find_gap).map(check)
-        examples = examples.filter(lambda element: element[_LABELS_OK])  # skipped: bad labels
+        examples = examples.scan(tf.constant(self.offset, tf.int64), _plain(find_gap)).map(
+            _plain(check))
+        examples = examples.filter(_plain(lambda element: element[_LABELS_OK]))  # bad labels
         if not self.training:
-            examples = examples.filter(lambda element: ~element[_END])
-        return examples.map(
+            examples = examples.filter(_plain(lambda element: ~element[_END]))
+        return examples.map(_plain(
             lambda element: {k: v for k, v in element.items()
-                             if k != _LABELS_OK and (self.training or k != _END)})
+                             if k != _LABELS_OK and (self.training or k != _END)}))
 
 
 def _stop_if_nothing_usable(dataset: tf.data.Dataset, files: list[str],
@@ -402,16 +409,17 @@ def _stop_if_nothing_usable(dataset: tf.data.Dataset, files: list[str],
         with tf.control_dependencies([ok]):
             return tf.identity(element[_END])
 
-    dataset = dataset.scan(tf.constant(0, tf.int64), count)
-    dataset = dataset.filter(lambda run, element: ~check(run, element))
-    return dataset.map(lambda run, element: {k: v for k, v in element.items() if k != _END})
+    dataset = dataset.scan(tf.constant(0, tf.int64), _plain(count))
+    dataset = dataset.filter(_plain(lambda run, element: ~check(run, element)))
+    return dataset.map(
+        _plain(lambda run, element: {k: v for k, v in element.items() if k != _END}))
 
 
 def _finish(dataset: tf.data.Dataset, batch_size: int, drop_remainder: bool,
             deterministic: bool) -> tf.data.Dataset:
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     dataset = dataset.map(
-        lambda b: {**b, InputFields.image: tf.cast(b[InputFields.image], tf.float32)})
+        _plain(lambda b: {**b, InputFields.image: tf.cast(b[InputFields.image], tf.float32)}))
     options = tf.data.Options()
     options.deterministic = deterministic
     options.experimental_optimization.map_parallelization = True
@@ -516,7 +524,7 @@ def _read_stream(file_pattern, num_readers: int, *, seed: int, shuffle: bool,
         file_order = file_order.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     file_order = file_order.repeat().enumerate()  # (visit, filename): one seed per visit
     dataset = file_order.interleave(
-        pipeline.read_file, cycle_length=cycle_length, block_length=1,
+        _plain(pipeline.read_file), cycle_length=cycle_length, block_length=1,
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     return _stop_if_nothing_usable(dataset, files, cycle_length)
 
@@ -549,6 +557,6 @@ def build_eval_dataset(file_pattern: str | Sequence[str], *, batch_size: int,
     cycle_length = max(1, min(num_readers, len(files)))
     file_order = tf.data.Dataset.from_tensor_slices(files).enumerate()
     dataset = file_order.interleave(
-        pipeline.read_file, cycle_length=cycle_length, block_length=1,
+        _plain(pipeline.read_file), cycle_length=cycle_length, block_length=1,
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return _finish(dataset, batch_size, drop_remainder=False, deterministic=True)

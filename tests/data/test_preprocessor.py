@@ -168,8 +168,9 @@ def test_step_functions_cover_the_od_api_names():
 def test_no_box_leaves_the_unit_square_and_pixels_stay_in_range():
     rng = np.random.default_rng(0)
     steps = ALL_STEPS + [("random_crop_image", {})]
+    # Traced as the input pipeline traces it: without AutoGraph.
     apply = tf.function(lambda image, boxes, mask, seed: preprocessor.apply_steps(
-        image, boxes, mask, steps, seed))
+        image, boxes, mask, steps, seed), autograph=False)
     for s in range(15):
         corners = np.sort(rng.uniform(0, 1, size=(6, 2, 2)), axis=1)  # [N, (min, max), (y, x)]
         boxes = tf.constant(corners.transpose(0, 2, 1).reshape(6, 4)[:, [0, 2, 1, 3]],
