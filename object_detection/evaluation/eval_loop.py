@@ -128,7 +128,8 @@ def _run_detector(model, dataset: tf.data.Dataset, metric_sets: list,
     """Runs the detector over `dataset` into every evaluator and the pictures; this worker's
     validation-loss sums. Stops once the workers have seen `stop_after` images (0: never)."""
 
-    @tf.function(reduce_retracing=True)  # the last batch of an epoch may be partial
+    # Traced as written (no AutoGraph, like the train step); the last batch may be partial.
+    @tf.function(reduce_retracing=True, autograph=False)
     def detect(images, groundtruth):
         predictions = model(images, training=False)
         targets = model.assign_targets(groundtruth)

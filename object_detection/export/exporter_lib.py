@@ -137,7 +137,7 @@ class DetectionModule(tf.Module):
                 "float_image_tensor": tf.TensorSpec([None, None, None, 3], tf.float32,
                                                     name=INPUT_NAME),
                 }.get(input_type, tf.TensorSpec([None], tf.string, name=INPUT_NAME))
-        self.serve = tf.function(body, input_signature=[spec])  # the serving signature
+        self.serve = tf.function(body, input_signature=[spec], autograph=False)  # serving
 
     def __call__(self, input_tensor: tf.Tensor) -> dict[str, tf.Tensor]:
         return self.serve(input_tensor)

@@ -151,7 +151,7 @@ def inference_function(model: SSDMetaArch, postprocess: bool = True,
     if postprocess:
         module = exporter_lib.DetectionModule(model)
 
-        @tf.function(input_signature=[spec])
+        @tf.function(input_signature=[spec], autograph=False)
         def detect(input_tensor):
             return dict(module.detect_resized(input_tensor))  # the signature's graph, no resize
 
@@ -160,7 +160,7 @@ def inference_function(model: SSDMetaArch, postprocess: bool = True,
 
     opts = model.postprocess_options
 
-    @tf.function(input_signature=[spec])
+    @tf.function(input_signature=[spec], autograph=False)
     def raw(input_tensor):
         predictions = model(input_tensor, training=False)
         scores = post_processing.score_converter(

@@ -100,7 +100,7 @@ class TFLiteDetectionModule(tf.Module):
             f'attr {{ key: "{key}" value {{ {kind}: {value} }} }}'
             for key, (kind, value) in attrs.items()])
 
-        @tf.function(experimental_implements=signature)
+        @tf.function(experimental_implements=signature, autograph=False)
         def detection_postprocess(box_encodings, class_predictions, anchors):
             # A stand-in with the op's output shapes: the converter replaces this whole function
             # by the builtin op and never runs the body.
@@ -111,7 +111,7 @@ class TFLiteDetectionModule(tf.Module):
 
         self._postprocess = detection_postprocess
         height, width = model.image_size
-        self.serve = tf.function(self._detect, input_signature=[
+        self.serve = tf.function(self._detect, autograph=False, input_signature=[
             tf.TensorSpec([1, height, width, 3], tf.float32, name=TFLITE_INPUT_NAME)])
 
     @property
