@@ -38,3 +38,11 @@ def test_other_errors_pass_unchanged():
     with pytest.raises(tf.errors.InvalidArgumentError):
         with _TwoWorkers().raising_peer_failures():
             raise tf.errors.InvalidArgumentError(None, None, "bad shape")
+
+
+def test_prefetch_to_a_device_keeps_every_batch_and_places_it_there():
+    # What the Horovod engine does with its rank's GPU; here with the CPU, the device there is.
+    dataset = tf.data.Dataset.range(5).map(lambda i: {"x": tf.fill([2], i)})
+    out = list(distribution.prefetch_to(dataset, "/cpu:0"))
+    assert [int(b["x"][0]) for b in out] == [0, 1, 2, 3, 4]
+    assert all(b["x"].device.endswith("CPU:0") for b in out)
