@@ -15,14 +15,15 @@ $(STAMP): setup.py
 	$(PY) -m pip install -e '.[test,onnx]'
 	touch $(STAMP)
 
-# Two test processes (--dist loadfile: a file's tests, and its module fixtures, stay together).
+# Two test processes (--dist loadfile: a file's tests, and its module fixtures, stay together;
+# --no-loadscope-reorder: files go out in the order tests/conftest.py sets, the longest first).
 TEST_WORKERS ?= 2
 
 test: $(STAMP) horovod
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -q -m slow -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 DEMO := demo_output
 DEMO_OVERRIDES := \

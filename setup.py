@@ -31,7 +31,7 @@ setup(
     extras_require={
         # pytest-xdist: `make test` runs the suite in 2 processes (most tests are tracing and
         # subprocess start-up, which one core each does best).
-        "test": ["pytest>=8", "pytest-xdist>=3.6,<4", "grpcio-tools==1.85.1"],
+        "test": ["pytest>=8", "pytest-xdist>=3.8,<4", "grpcio-tools==1.85.1"],
         # ONNX export (object_detection.export.export_onnx) and its runner. Checked together
         # beside tensorflow 2.21 / protobuf 7.36 / numpy 2.4 (pip changes none of them); onnx
         # is pinned too because tf2onnx 1.17 only asks for onnx>=1.14.
