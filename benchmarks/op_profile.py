@@ -9,10 +9,11 @@ warms the compiled step up, then records `--steps` steps with the TensorFlow pro
 the kernel time of every op by type (the graph as it runs, after Grappler: `_FusedConv2D` is a
 convolution with its bias and activation). FLOPs come from the traced graph's static shapes
 (2 per multiply-add, for convolutions, their two gradients and matmuls); their rate is
-compared with a float32 (or bfloat16 with --amp) 4096x4096 matmul timed in the same process, and with a 3x3 convolution of the FPN's size (the rate the network's
-convolutions can reach). Printed: per op type, calls and ms per step, share of the summed
-kernel time, GFLOP per step, GFLOP/s and % of the conv roof; then the totals by family
-(convolutions, element-wise and reductions, data movement, the rest).
+compared with a float32 (or bfloat16 with --amp) 4096x4096 matmul timed in the same process,
+and with a 3x3 convolution of the FPN's size (the rate the network's convolutions can reach).
+Printed: per op type, calls and ms per step, share of the summed kernel time, GFLOP per step,
+GFLOP/s and % of the conv roof; then the totals by family (convolutions, element-wise and
+reductions, data movement, the rest).
 
 By default ops run one at a time (`--inter_op_threads 1`; each still uses every core), so the
 kernel times add up to the step; with TensorFlow's default, ops that overlap on different
@@ -27,7 +28,6 @@ import os
 import re
 import sys
 import tempfile
-import time
 from typing import Sequence
 
 if __package__ in (None, ""):  # run as a script path: make the package importable
@@ -36,7 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from benchmarks.export_latency_benchmark import cpu_description  # noqa: E402
+from benchmarks.export_latency_benchmark import cpu_description, time_runs  # noqa: E402
 
 # Op types by family (post-Grappler names included); anything else is "other".
 CONV_OPS = {"Conv2D", "_FusedConv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter",
@@ -53,7 +53,7 @@ ELEMENTWISE_HINTS = ("Add", "Sub", "Mul", "Div", "Relu", "Sigmoid", "Exp", "Log"
                      "Max", "Min", "Prod", "BiasAdd", "FusedBatchNorm", "Softplus", "Pow",
                      "Greater", "Less", "Equal", "Where", "LogicalAnd", "LogicalOr",
                      "ArgMax", "Apply", "Tanh", "Reciprocal", "Floor", "Round", "Clip",
-                     "SquaredDifference", "Cumsum", "Rsqrt", "L2Loss")
+                     "SquaredDifference", "Cumsum", "L2Loss")
 
 
 def family(op_type: str) -> str:
@@ -64,6 +64,20 @@ def family(op_type: str) -> str:
     if any(h in op_type for h in ELEMENTWISE_HINTS):
         return "element-wise / reduction / optimizer"
     return "other"
+
+
+# Convolutions and their gradients: (the forward output, the kernel, the kernel axis multiplied
+# in: input depth for a convolution, the depth multiplier for a depthwise one).
+_OUT, _GRAD_OUT = (lambda op: op.outputs[0]), (lambda op: op.inputs[2])
+_KERNEL_IN, _KERNEL_OUT = (lambda op: op.inputs[1]), (lambda op: op.outputs[0])
+CONV_SHAPES = {
+    "Conv2D": (_OUT, _KERNEL_IN, 2),
+    "Conv2DBackpropInput": (_GRAD_OUT, _KERNEL_IN, 2),
+    "Conv2DBackpropFilter": (_GRAD_OUT, _KERNEL_OUT, 2),
+    "DepthwiseConv2dNative": (_OUT, _KERNEL_IN, 3),
+    "DepthwiseConv2dNativeBackpropInput": (_GRAD_OUT, _KERNEL_IN, 3),
+    "DepthwiseConv2dNativeBackpropFilter": (_GRAD_OUT, _KERNEL_OUT, 3),
+}
 
 
 def graph_flops(graph) -> dict[str, float]:
@@ -79,27 +93,11 @@ def graph_flops(graph) -> dict[str, float]:
         for op in g.get_operations():
             t = op.type
             try:
-                if t == "Conv2D":
-                    out, w = shape(op.outputs[0]), shape(op.inputs[1])
-                    if out and w:
-                        flops[t] += 2.0 * np.prod(out) * w[0] * w[1] * w[2]
-                elif t == "Conv2DBackpropInput":  # = a forward conv of the same size
-                    x, w = op.inputs[0], shape(op.inputs[1])
-                    grad_out = shape(op.inputs[2])
-                    if grad_out and w:
-                        flops[t] += 2.0 * np.prod(grad_out) * w[0] * w[1] * w[2]
-                elif t == "Conv2DBackpropFilter":
-                    w, grad_out = op.inputs[1], shape(op.inputs[2])
-                    kernel = shape(op.outputs[0])
-                    if grad_out and kernel:
-                        flops[t] += 2.0 * np.prod(grad_out) * kernel[0] * kernel[1] * kernel[2]
-                elif t.startswith("DepthwiseConv2dNative"):
-                    grad_out = shape(op.outputs[0] if t == "DepthwiseConv2dNative"
-                                     else op.inputs[2])
-                    kernel = shape(op.inputs[1]) if t != "DepthwiseConv2dNativeBackpropFilter" \
-                        else shape(op.outputs[0])
-                    if grad_out and kernel:
-                        flops[t] += 2.0 * np.prod(grad_out) * kernel[0] * kernel[1] * kernel[3]
+                if t in CONV_SHAPES:  # 2 x (forward output size) x (kernel h x w x depth)
+                    output_of, kernel_of, depth = CONV_SHAPES[t]
+                    out, kernel = shape(output_of(op)), shape(kernel_of(op))
+                    if out and kernel:
+                        flops[t] += 2.0 * np.prod(out) * kernel[0] * kernel[1] * kernel[depth]
                 elif t in ("MatMul", "BatchMatMulV2", "BatchMatMulV3"):
                     a, out = shape(op.inputs[0]), shape(op.outputs[0])
                     if a and out:
@@ -130,13 +128,8 @@ FUSED_AS = {"_FusedConv2D": "Conv2D", "_FusedDepthwiseConv2dNative": "DepthwiseC
 
 
 def _rate(fn, x, flop: float, runs: int) -> float:
-    fn(x).numpy()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn(x).numpy()
-        times.append(time.perf_counter() - t0)
-    return flop / float(np.median(times)) / 1e9
+    """GFLOP/s of fn(x): `flop` over the median of `runs` timed calls."""
+    return flop / float(np.median(time_runs(lambda: fn(x).numpy(), runs, warmup=1))) * 1e3 / 1e9
 
 
 def roofs(dtype: str, runs: int = 5) -> tuple[float, float]:
@@ -180,7 +173,7 @@ def op_times(logdir: str) -> tuple[dict[str, float], dict[str, int]]:
 
 
 def build_step(args):
-    """(compiled function, its argument, the graph to count FLOPs in, images per call)."""
+    """(a call of the compiled step or inference, the traced graph to count FLOPs in)."""
     import keras
     import tensorflow as tf
 
@@ -194,8 +187,9 @@ def build_step(args):
     precision.set_policy(args.amp)
     engine = distribution.make_engine("tf", "default")
     keras.utils.set_random_seed(0)
-    run = train_lib.RunState(configs, train_lib.RunOptions(model_dir=tempfile.mkdtemp(),
-                                                           amp=args.amp), engine)
+    # The run state holds the model, optimizer and variables; nothing is written.
+    run = train_lib.RunState(configs, train_lib.RunOptions(model_dir="unused", amp=args.amp),
+                             engine)
     image_size = run.model.image_size
     if args.mode == "train":
         dataset_fn = train_step.random_dataset_fn(image_size, args.batch_size,
@@ -237,20 +231,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"CPU: {cpu_description()}; inter-op threads: {args.inter_op_threads or 'default'}")
     call, graph = build_step(args)
     flops = graph_flops(graph)
+    fetch = lambda: tf.nest.map_structure(np.asarray, call())  # noqa: E731 (waits for it)
     for _ in range(2):  # warm-up: graph optimization, first-run allocations
-        tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, call())
-    walls = []
-    logdir = tempfile.mkdtemp(prefix="op_profile_")
-    tf.profiler.experimental.start(logdir)
-    for _ in range(args.steps):
-        t0 = time.perf_counter()
-        tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, call())
-        walls.append(time.perf_counter() - t0)
-    tf.profiler.experimental.stop()
-    micros, calls = op_times(logdir)
+        fetch()
+    with tempfile.TemporaryDirectory(prefix="op_profile_") as logdir:
+        tf.profiler.experimental.start(logdir)
+        step_ms = float(np.median(time_runs(fetch, args.steps, warmup=0)))
+        tf.profiler.experimental.stop()
+        micros, calls = op_times(logdir)
     dtype = "bfloat16" if args.amp else "float32"
     roof, conv_roof = roofs(dtype)
-    step_ms = 1e3 * float(np.median(walls))
     time_of: dict[str, float] = collections.defaultdict(float)
     calls_of: dict[str, int] = collections.defaultdict(int)
     for t, us in micros.items():
@@ -282,9 +272,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             extra = (f"  {conv_gflop:.1f} GFLOP at {rate:.0f} GFLOP/s = "
                      f"{100 * rate / conv_roof:.0f}% of the conv roof")
         print(f"  {name:38s} {ms:8.1f} ms/step {100 * ms / total_ms:5.1f}%{extra}")
-    print(f"the step's {conv_gflop:.1f} GFLOP at the conv roof: {1e3 * conv_gflop / conv_roof:.0f}"
-          f" ms; the step took {step_ms:.0f} ms ({100 * conv_gflop / conv_roof / (step_ms / 1e3):.0f}%"
-          " of the roof)")
+    at_roof_ms = 1e3 * conv_gflop / conv_roof
+    print(f"the step's {conv_gflop:.1f} GFLOP at the conv roof: {at_roof_ms:.0f} ms; the step "
+          f"took {step_ms:.0f} ms ({100 * at_roof_ms / step_ms:.0f}% of the roof)")
     return 0
 
 

@@ -14,7 +14,7 @@ variable, which these classes use:
   (average - var), which is Keras's decay * average + (1 - decay) * var up to float32 round-off
   (exactly var at the first step, where decay is 0).
 
-Sparse gradients (tf.IndexedSlices) and backends other than TensorFlow take Keras's own path.
+Sparse gradients (tf.IndexedSlices) take Keras's own path.
 The classes are Keras optimizers in every other respect (variables, checkpoints, loss scaling,
 tf.distribute: the update runs where Keras runs it, inside the strategy's per-variable update).
 """
@@ -35,9 +35,6 @@ class _LeanMovingAverage:
     def _update_model_variables_moving_average(self, trainable_variables):
         if not self.use_ema:
             return
-        if keras.backend.backend() != "tensorflow":
-            super()._update_model_variables_moving_average(trainable_variables)
-            return
         first_step = tf.equal(_tf_variable(self.iterations), 0)
         # Keras: decay 0 at the first step (the average starts as the weights), then ema_momentum.
         step_size = tf.where(first_step, 1.0, 1.0 - float(self.ema_momentum))
@@ -55,7 +52,7 @@ class SGD(_LeanMovingAverage, keras.optimizers.SGD):
     """keras.optimizers.SGD whose per-variable update is one fused kernel (see the module)."""
 
     def update_step(self, gradient, variable, learning_rate):
-        if keras.backend.backend() != "tensorflow" or isinstance(gradient, tf.IndexedSlices):
+        if isinstance(gradient, tf.IndexedSlices):
             return super().update_step(gradient, variable, learning_rate)
         var = _tf_variable(variable)
         lr = tf.cast(learning_rate, var.dtype)

@@ -340,7 +340,8 @@ class _Pipeline:
             element[_END] = is_end
             return element
 
-        examples = records.map(_plain(process), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        examples = records.map(_plain(process), num_parallel_calls=tf.data.AUTOTUNE,
+                               deterministic=True)
         examples = examples.ignore_errors()
         stride = tf.constant(self.stride, tf.int64)
 
