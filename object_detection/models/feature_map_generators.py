@@ -78,21 +78,21 @@ def conv_block(
 ) -> list[keras.layers.Layer]:
     """[conv ('same' padding), batch norm, activation] as in OD API `create_conv_block`.
 
-    With `use_depthwise` the conv is a `SeparableConv2D` (depth multiplier 1).
+    With `use_depthwise` the conv is a `SeparableConv2D` (depth multiplier 1). Apply the layers
+    in order, each on the previous one's output (the conv applies a frozen batch norm itself
+    in training steps: `hyperparams.fold_batch_norm`).
     """
     if use_depthwise:
         conv = keras.layers.SeparableConv2D(
             depth, kernel_size, strides=strides, padding="same", depth_multiplier=1,
             name=f"{name}_depthwise_conv", **conv_hyperparams.separable_conv_kwargs())
     else:
-        conv = keras.layers.Conv2D(
+        conv = hp.FoldingConv2D(
             depth, kernel_size, strides=strides, padding="same", name=f"{name}_conv",
             **conv_hyperparams.conv_kwargs())
-    return [
-        conv,
-        conv_hyperparams.make_batch_norm(f"{name}_batchnorm", freeze=freeze_batchnorm),
-        conv_hyperparams.make_activation(f"{name}_activation"),
-    ]
+    norm = conv_hyperparams.make_batch_norm(f"{name}_batchnorm", freeze=freeze_batchnorm)
+    hp.fold_batch_norm(conv, norm)  # one conv in training steps when frozen
+    return [conv, norm, conv_hyperparams.make_activation(f"{name}_activation")]
 
 
 def build_block(block: Sequence[keras.layers.Layer], channels: int) -> int:

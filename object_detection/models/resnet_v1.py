@@ -78,8 +78,8 @@ def resnet_v1(
 
     inputs = keras.Input(shape=(None, None, 3), name="input_image")
     x = keras.layers.ZeroPadding2D(padding=((3, 3), (3, 3)), name="conv1_pad")(inputs)
-    x = layers.conv(64, 7, strides=2, padding="valid", name="conv1_conv")(x)
-    x = layers.batch_norm("conv1_bn")(x)
+    x = layers.conv_bn(x, 64, 7, strides=2, padding="valid", name="conv1_conv",
+                       bn_name="conv1_bn")
     x = layers.activation("conv1_relu")(x)
     # OD API (slim recipe): 'same' pooling, no zero padding (keras.applications: pad 1, 'valid').
     x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool1_pool")(x)
@@ -118,18 +118,17 @@ def blocks_per_stage(depth: int) -> tuple[int, ...]:
 def _bottleneck(x, layers: "_Layers", filters: int, stride: int, conv_shortcut: bool, name: str):
     """keras.applications `residual_block_v1`: stride on the first 1x1 conv."""
     if conv_shortcut:
-        shortcut = layers.conv(4 * filters, 1, strides=stride, name=f"{name}_0_conv")(x)
-        shortcut = layers.batch_norm(f"{name}_0_bn")(shortcut)
+        shortcut = layers.conv_bn(x, 4 * filters, 1, strides=stride, name=f"{name}_0_conv",
+                                  bn_name=f"{name}_0_bn")
     else:
         shortcut = x
-    x = layers.conv(filters, 1, strides=stride, name=f"{name}_1_conv")(x)
-    x = layers.batch_norm(f"{name}_1_bn")(x)
+    x = layers.conv_bn(x, filters, 1, strides=stride, name=f"{name}_1_conv",
+                       bn_name=f"{name}_1_bn")
     x = layers.activation(f"{name}_1_relu")(x)
-    x = layers.conv(filters, 3, padding="same", name=f"{name}_2_conv")(x)
-    x = layers.batch_norm(f"{name}_2_bn")(x)
+    x = layers.conv_bn(x, filters, 3, padding="same", name=f"{name}_2_conv",
+                       bn_name=f"{name}_2_bn")
     x = layers.activation(f"{name}_2_relu")(x)
-    x = layers.conv(4 * filters, 1, name=f"{name}_3_conv")(x)
-    x = layers.batch_norm(f"{name}_3_bn")(x)
+    x = layers.conv_bn(x, 4 * filters, 1, name=f"{name}_3_conv", bn_name=f"{name}_3_bn")
     x = keras.layers.Add(name=f"{name}_add")([shortcut, x])
     return layers.activation(f"{name}_out")(x)
 
@@ -147,15 +146,16 @@ class _Layers:
     def depth(self, channels: int) -> int:
         return max(int(channels * self._depth_multiplier), self._min_depth)
 
-    def conv(self, filters: int, kernel_size: int, *, strides: int = 1, padding: str = "valid",
-             name: str) -> keras.layers.Conv2D:
+    def conv_bn(self, x, filters: int, kernel_size: int, *, strides: int = 1,
+                padding: str = "valid", name: str, bn_name: str):
+        """Conv `name` then batch norm `bn_name` on `x`, folded in training steps when frozen."""
         # No bias, as the OD API builds it (batch norm follows every conv).
-        return keras.layers.Conv2D(
+        conv = hp.FoldingConv2D(
             self.depth(filters), kernel_size, strides=strides, padding=padding, name=name,
             **self._params.conv_kwargs(use_bias=False))
-
-    def batch_norm(self, name: str) -> keras.layers.Layer:
-        return self._params.make_batch_norm(name, freeze=self._freeze)
+        norm = self._params.make_batch_norm(bn_name, freeze=self._freeze)
+        hp.fold_batch_norm(conv, norm)
+        return norm(conv(x))
 
     def activation(self, name: str) -> keras.layers.Layer:
         return self._params.make_activation(name)

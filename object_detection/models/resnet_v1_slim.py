@@ -157,9 +157,11 @@ class _Layers:
                 ((total // 2, total - total // 2),) * 2, name=f"{name}_pad")(x)
             padding = "valid"
         # No bias: batch norm follows every conv.
-        x = keras.layers.Conv2D(filters, kernel_size, strides=stride, padding=padding, name=name,
-                                **self._params.conv_kwargs(use_bias=False))(x)
-        x = self._params.make_batch_norm(f"{name}_BatchNorm", freeze=self._freeze)(x)
+        conv = hp.FoldingConv2D(filters, kernel_size, strides=stride, padding=padding, name=name,
+                                **self._params.conv_kwargs(use_bias=False))
+        norm = self._params.make_batch_norm(f"{name}_BatchNorm", freeze=self._freeze)
+        hp.fold_batch_norm(conv, norm)  # one conv in training steps when frozen
+        x = norm(conv(x))
         if activation:
             x = self._params.make_activation(f"{name}_activation")(x)
         return x

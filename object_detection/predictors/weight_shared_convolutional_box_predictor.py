@@ -209,9 +209,12 @@ class WeightSharedConvolutionalBoxPredictor(keras.layers.Layer):
     def _apply_tower(self, tower, level: int, features: tf.Tensor, training) -> tf.Tensor:
         convs, per_level = tower
         for conv, (norm, activation) in zip(convs, per_level[level]):
-            features = conv(features)
-            if norm is not None:
-                features = norm(features, training=training)
+            if hp.foldable(conv, norm, training):  # frozen batch norm: one conv
+                features = hp.folded_conv(conv, norm, features)
+            else:
+                features = conv(features)
+                if norm is not None:
+                    features = norm(features, training=training)
             features = activation(features)
         return features
 

@@ -163,3 +163,93 @@ class BatchNormTest(tf.test.TestCase):
         # Batch mean 2, variance 1: (x - 2) / sqrt(1 + 0.001).
         self.assertAllClose(bn(x, training=True), [[-0.9995], [0.9995]], atol=1e-4)
         self.assertNotEmpty(bn.trainable_weights)
+
+
+class FoldBatchNormTest(tf.test.TestCase):
+    """A frozen batch norm folded into its conv computes what the two layers compute."""
+
+    def _pair(self, fold: bool, use_bias: bool, freeze: bool = True, seed: int = 0):
+        params = hp.ConvHyperparams(batch_norm=hp.BatchNormParams(scale=True, epsilon=1e-3))
+        conv = hp.FoldingConv2D(6, 3, strides=2, padding="same", name="conv",
+                                **params.conv_kwargs(use_bias=use_bias))
+        norm = params.make_batch_norm("bn", freeze=freeze)
+        if fold:
+            hp.fold_batch_norm(conv, norm)
+        conv.build((None, None, None, 4))
+        norm.build((None, None, None, 6))
+        rng = np.random.default_rng(seed)
+        for layer in (conv, norm):
+            for w in layer.weights:
+                w.assign(rng.uniform(0.5, 2.0, w.shape).astype(np.float32) if "variance" in w.path
+                         else rng.normal(size=w.shape).astype(np.float32))
+        return conv, norm
+
+    def _run(self, conv, norm, x, training):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = norm(conv(x, training=training), training=training)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) * tf.cast(tf.range(y.shape[-1]) + 1,
+                                                                   tf.float32))
+        variables = conv.trainable_weights + norm.trainable_weights
+        return [y, *tape.gradient(loss, [x, *variables])], variables
+
+    def test_values_and_gradients_match_the_two_layers(self):
+        x = tf.random.stateless_normal([2, 9, 7, 4], seed=[3, 4])
+        for use_bias in (False, True):
+            with self.subTest(use_bias=use_bias):
+                folded, variables = self._run(*self._pair(True, use_bias), x, training=True)
+                plain, _ = self._run(*self._pair(False, use_bias), x, training=True)
+                self.assertLen(variables, 4 if use_bias else 3)  # kernel, (bias), gamma, beta
+                for a, b in zip(folded, plain):
+                    self.assertAllClose(a, b, rtol=1e-5, atol=1e-5)
+
+    def test_the_folded_step_has_no_activation_sized_multiply(self):
+        conv, norm = self._pair(True, use_bias=False)
+        x = tf.random.stateless_normal([2, 9, 7, 4], seed=[3, 4])
+        graph = tf.function(lambda x: self._run(conv, norm, x, True)[0]).get_concrete_function(
+            x).graph
+        sizes = [int(np.prod(op.outputs[0].shape)) for op in graph.get_operations()
+                 if op.type == "Mul" and ("conv" in op.name or "bn" in op.name)]
+        self.assertTrue(sizes)  # the kernel is scaled ...
+        self.assertLess(max(sizes), 2 * 5 * 4 * 6)  # ... and nothing the size of y [2, 5, 4, 6]
+
+    def test_inference_and_unfrozen_batch_norms_are_not_folded(self):
+        x = tf.random.stateless_normal([2, 9, 7, 4], seed=[5, 6])
+        conv, norm = self._pair(True, use_bias=False)
+        plain_conv, plain_norm = self._pair(False, use_bias=False)
+        self.assertAllClose(norm(conv(x), training=False),
+                            plain_norm(plain_conv(x), training=False), rtol=1e-5, atol=1e-5)
+        conv, norm = self._pair(True, use_bias=False, freeze=False)
+        plain_conv, plain_norm = self._pair(False, use_bias=False, freeze=False)
+        self.assertIsNone(conv._norm)  # batch statistics cannot be folded
+        self.assertAllClose(norm(conv(x), training=True),
+                            plain_norm(plain_conv(x), training=True), rtol=1e-4, atol=1e-4)
+
+    def test_a_conv_output_it_did_not_fold_is_normalized(self):
+        # The conv folds only in training mode; the batch norm still normalizes what it got.
+        x = tf.random.stateless_normal([2, 9, 7, 4], seed=[5, 6])
+        conv, norm = self._pair(True, use_bias=False)
+        plain_conv, plain_norm = self._pair(False, use_bias=False)
+        self.assertAllClose(norm(conv(x, training=False), training=True),
+                            plain_norm(plain_conv(x), training=True), rtol=1e-5, atol=1e-5)
+
+    def test_mixed_bfloat16(self):
+        x = tf.random.stateless_normal([2, 9, 7, 4], seed=[7, 8])
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        try:
+            folded, _ = self._run(*self._pair(True, use_bias=True), x, training=True)
+            plain, _ = self._run(*self._pair(False, use_bias=True), x, training=True)
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+        self.assertEqual(folded[0].dtype, tf.bfloat16)
+        scale = float(tf.reduce_max(tf.abs(tf.cast(plain[0], tf.float32))))
+        self.assertAllClose(tf.cast(folded[0], tf.float32), tf.cast(plain[0], tf.float32),
+                            atol=0.02 * scale)
+
+    def test_the_batch_norm_is_not_tracked_by_the_conv(self):
+        # Checkpoints and Keras see the same layers as without folding.
+        conv, norm = self._pair(True, use_bias=False)
+        self.assertEqual([w.path for w in conv.weights], ["conv/kernel"])
+        self.assertEmpty(conv._layers)
+        children = conv._trackable_children(save_type="checkpoint")
+        self.assertFalse(any(child is norm for child in children.values()))
