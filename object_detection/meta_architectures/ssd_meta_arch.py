@@ -154,12 +154,16 @@ class SSDMetaArch(keras.Model):
         return image_resizer.resize_images(images, height, width, self.resize_method)
 
     def build(self, input_shape=None):
-        """Creates every weight by tracing the network symbolically at the fixed input size."""
+        """Creates every weight from the shapes alone (no symbolic pass through the network):
+        the feature extractor for the fixed input size, then the box predictor for its
+        `feature_depth`-channel maps."""
         if self.built:
             return
         height, width = self.image_size
-        images = keras.KerasTensor((None, height, width, 3), dtype="float32")
-        self.compute_output_spec(images)
+        self.feature_extractor.build((None, height, width, 3))
+        depth = self.feature_extractor.feature_depth
+        self.box_predictor.build({level: (None, None, None, depth)
+                                  for level in self.feature_extractor.levels})
         super().build(input_shape)
 
     def call(self, images: tf.Tensor, training: bool = False) -> dict[str, tf.Tensor]:

@@ -132,6 +132,20 @@ def test_output_shapes(tiny):
     assert predictions[P.class_predictions_with_background].dtype == tf.float32
 
 
+def test_build_creates_every_weight_without_running_the_network(monkeypatch):
+    model = _build()
+    ran = []
+    for layer in (model.feature_extractor, model.box_predictor):
+        monkeypatch.setattr(layer, "call", lambda *args, **kwargs: ran.append(args))
+    model.build()
+    monkeypatch.undo()
+    assert not ran and model.built
+    built = [w.path for w in model.weights]
+    model(tf.zeros([1, 128, 128, 3]), training=True)  # a first call creates nothing more
+    assert [w.path for w in model.weights] == built
+    assert len(model.trainable_variables) > 100
+
+
 def test_anchor_order_hand_computed(tiny):
     model, _ = tiny
     np.testing.assert_allclose(model.anchors[ANCHOR_R5C5], ANCHOR_R5C5_BOX, rtol=1e-6)
