@@ -134,8 +134,7 @@ def _run_detector(model, dataset: tf.data.Dataset, metric_sets: list,
         predictions = model(images, training=False)
         targets = model.assign_targets(groundtruth)
         losses = model.losses_from_targets(predictions, targets, targets[T.num_matches])
-        losses[LossFields.regularization_loss] = tf.add_n(
-            [tf.cast(l, tf.float32) for l in model.losses]) if model.losses else tf.constant(0.0)
+        losses[LossFields.regularization_loss] = model.regularization_loss()
         losses[LossFields.total_loss] = tf.add_n(list(losses.values()))
         return model.postprocess(predictions), losses
 

@@ -62,9 +62,7 @@ def _replica_step_fn(run):
         with tf.GradientTape() as tape:
             predictions = model(images, training=True)
             losses = model.losses_from_targets(predictions, targets, num_matches)
-            regularization = tf.add_n([tf.cast(l, tf.float32) for l in model.losses]) \
-                if model.losses else tf.constant(0.0)
-            losses[LossFields.regularization_loss] = regularization / num_replicas
+            losses[LossFields.regularization_loss] = model.regularization_loss() / num_replicas
             total = tf.add_n(list(losses.values()))
             losses[LossFields.total_loss] = total
             if loss_scaling:

@@ -146,6 +146,24 @@ def test_build_creates_every_weight_without_running_the_network(monkeypatch):
     assert len(model.trainable_variables) > 100
 
 
+@pytest.mark.parametrize("change", [None, """ssd { box_predictor { weight_shared_convolutional_box_predictor {
+    conv_hyperparams { regularizer { l1_regularizer { weight: 0.001 } } } } } }"""])
+def test_regularization_loss_is_the_sum_of_the_keras_losses(change):
+    # The L2 terms grouped as 2 * l2 * sum(l2_loss(w)): Keras's value and gradients.
+    model = _build(change)
+    model.build()
+    with tf.GradientTape(persistent=True) as tape:
+        ours = model.regularization_loss()
+        keras_sum = tf.add_n(model.losses)
+    assert len(model.losses) > 50 and float(keras_sum) > 0
+    np.testing.assert_allclose(float(ours), float(keras_sum), rtol=1e-6)
+    weights = [w for w in model.trainable_weights if w.regularizer is not None]
+    kinds = {type(w.regularizer).__name__ for w in weights}
+    assert kinds == ({"L2", "L1"} if change else {"L2"})
+    for a, b in zip(tape.gradient(ours, weights), tape.gradient(keras_sum, weights)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-12)
+
+
 def test_anchor_order_hand_computed(tiny):
     model, _ = tiny
     np.testing.assert_allclose(model.anchors[ANCHOR_R5C5], ANCHOR_R5C5_BOX, rtol=1e-6)

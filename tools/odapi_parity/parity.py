@@ -100,7 +100,7 @@ def project_stages(config_path: str, inputs, work_dir: str,
     out["preprocessed"] = preprocessed.numpy()
     out["num_parameters"] = np.array(model.count_params())
     out["num_trainable"] = np.array(sum(int(np.prod(v.shape)) for v in model.trainable_weights))
-    out["regularization_loss"] = np.array(float(tf.add_n(model.losses)) if model.losses else 0.0)
+    out["regularization_loss"] = model.regularization_loss().numpy()  # what training adds
 
     backbone = extractor.backbone
     for level, feature in zip(extractor._base_levels, backbone(preprocessed, training=False)):
