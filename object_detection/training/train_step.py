@@ -45,14 +45,7 @@ def _replica_step_fn(run):
     jit = bool(run.options.allow_xla)
     loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
-    # With --allow_xla, the target assignment and the forward and backward pass are nested
-    # tf.functions, each compiled as one XLA cluster. Without it they are traced into the step
-    # itself: a nested function would only add a placeholder per captured variable and a
-    # function definition to serialize and inline again.
-    def nest(fn):
-        return tf.function(fn, jit_compile=True, autograph=False) if jit else fn
-
-    @nest
+    @tf.function(jit_compile=jit, autograph=False)
     def assign(groundtruth):
         return model.assign_targets(groundtruth)
 
@@ -62,7 +55,7 @@ def _replica_step_fn(run):
     if sync_bn and jit:
         logger.warning("--allow_xla: the forward and backward pass is not compiled with "
                        "sync_batch_norm across %d replicas.", engine.num_replicas_in_sync)
-    nested = (lambda fn: fn) if sync_bn else nest
+    nested = (lambda fn: fn) if sync_bn else tf.function(jit_compile=jit, autograph=False)
 
     @nested
     def forward_backward(images, targets, num_matches):
