@@ -55,6 +55,9 @@ def _replica_step_fn(run):
     if sync_bn and jit:
         logger.warning("--allow_xla: the forward and backward pass is not compiled with "
                        "sync_batch_norm across %d replicas.", engine.num_replicas_in_sync)
+    # Nested functions also keep `--steps_per_loop N` exact: the loop and the single step call
+    # the same function, where traced into each they are optimized apart and their float32
+    # round-off differs (the losses then drift apart over the steps).
     nested = (lambda fn: fn) if sync_bn else tf.function(jit_compile=jit, autograph=False)
 
     @nested
