@@ -86,12 +86,11 @@ def conv_block(
         conv = keras.layers.SeparableConv2D(
             depth, kernel_size, strides=strides, padding="same", depth_multiplier=1,
             name=f"{name}_depthwise_conv", **conv_hyperparams.separable_conv_kwargs())
+        norm = conv_hyperparams.make_batch_norm(f"{name}_batchnorm", freeze=freeze_batchnorm)
     else:
-        conv = hp.FoldingConv2D(
+        conv, norm = conv_hyperparams.make_conv_and_batch_norm(
             depth, kernel_size, strides=strides, padding="same", name=f"{name}_conv",
-            **conv_hyperparams.conv_kwargs())
-    norm = conv_hyperparams.make_batch_norm(f"{name}_batchnorm", freeze=freeze_batchnorm)
-    hp.fold_batch_norm(conv, norm)  # one conv in training steps when frozen
+            bn_name=f"{name}_batchnorm", freeze=freeze_batchnorm)
     return [conv, norm, conv_hyperparams.make_activation(f"{name}_activation")]
 
 

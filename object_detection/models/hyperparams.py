@@ -20,7 +20,7 @@ Relations to the OD API that are not obvious from the field names:
 - Such a frozen batch norm is folded into the conv before it inside a training step
   (`fold_batch_norm`): `conv(x, W * scale) + offset` instead of `conv(x, W) * scale + offset`.
   Same variables, same gradients, float32 round-off apart; the multiply-add on the whole
-  activation and its two activation-sized gradient ops disappear (7% of the SSD320 step).
+  activation and its two activation-sized gradient ops disappear (the SSD320 step: 1.13x).
 """
 from __future__ import annotations
 
@@ -374,6 +374,18 @@ class ConvHyperparams:
             center=bn.center,
             scale=bn.scale,
             name=name)
+
+    def make_conv_and_batch_norm(self, filters: int, kernel_size: int, *, name: str,
+                                 bn_name: str, freeze: bool, use_bias: bool | None = None,
+                                 **conv_args) -> tuple[FoldingConv2D, keras.layers.Layer]:
+        """A conv (`conv_kwargs`; `conv_args` such as strides and padding) and the batch norm
+        that follows it (`make_batch_norm`), folded into the conv in training steps when frozen
+        (`fold_batch_norm`). Apply them as `norm(conv(x))`."""
+        conv = FoldingConv2D(filters, kernel_size, name=name,
+                             **self.conv_kwargs(use_bias=use_bias), **conv_args)
+        norm = self.make_batch_norm(bn_name, freeze=freeze)
+        fold_batch_norm(conv, norm)
+        return conv, norm
 
     def make_activation(self, name: str) -> keras.layers.Layer:
         """The activation layer (`keras.layers.Identity` for "NONE")."""

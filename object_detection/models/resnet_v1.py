@@ -150,11 +150,9 @@ class _Layers:
                 padding: str = "valid", name: str, bn_name: str):
         """Conv `name` then batch norm `bn_name` on `x`, folded in training steps when frozen."""
         # No bias, as the OD API builds it (batch norm follows every conv).
-        conv = hp.FoldingConv2D(
+        conv, norm = self._params.make_conv_and_batch_norm(
             self.depth(filters), kernel_size, strides=strides, padding=padding, name=name,
-            **self._params.conv_kwargs(use_bias=False))
-        norm = self._params.make_batch_norm(bn_name, freeze=self._freeze)
-        hp.fold_batch_norm(conv, norm)
+            bn_name=bn_name, freeze=self._freeze, use_bias=False)
         return norm(conv(x))
 
     def activation(self, name: str) -> keras.layers.Layer:

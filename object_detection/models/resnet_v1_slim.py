@@ -157,10 +157,9 @@ class _Layers:
                 ((total // 2, total - total // 2),) * 2, name=f"{name}_pad")(x)
             padding = "valid"
         # No bias: batch norm follows every conv.
-        conv = hp.FoldingConv2D(filters, kernel_size, strides=stride, padding=padding, name=name,
-                                **self._params.conv_kwargs(use_bias=False))
-        norm = self._params.make_batch_norm(f"{name}_BatchNorm", freeze=self._freeze)
-        hp.fold_batch_norm(conv, norm)  # one conv in training steps when frozen
+        conv, norm = self._params.make_conv_and_batch_norm(
+            filters, kernel_size, strides=stride, padding=padding, name=name,
+            bn_name=f"{name}_BatchNorm", freeze=self._freeze, use_bias=False)
         x = norm(conv(x))
         if activation:
             x = self._params.make_activation(f"{name}_activation")(x)
