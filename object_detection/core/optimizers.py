@@ -13,6 +13,8 @@ variable, which these classes use:
   once per variable, and each average moves by one kernel, average -= (1 - decay) *
   (average - var), which is Keras's decay * average + (1 - decay) * var up to float32 round-off
   (exactly var at the first step, where decay is 0).
+- With one replica in sync, no all-reduce of the gradients: Keras's sum over replicas goes
+  through `tf.custom_gradient` and adds an op per gradient even when there is nothing to sum.
 
 Sparse gradients (tf.IndexedSlices) take Keras's own path.
 The classes are Keras optimizers in every other respect (variables, checkpoints, loss scaling,
@@ -29,26 +31,53 @@ def _tf_variable(variable) -> tf.Variable:
     return variable.value if isinstance(variable, keras.Variable) else variable
 
 
-class _LeanMovingAverage:
-    """Mixin: the EMA update with one decay per step and one kernel per variable."""
+def _read(variable) -> tf.Tensor:
+    """The variable's value as one ReadVariableOp (no name scope, cast or tape bookkeeping:
+    these functions run once per variable while the step is traced)."""
+    return tf.raw_ops.ReadVariableOp(resource=variable.handle, dtype=variable.dtype)
+
+
+class _PerDtype(dict):
+    """{dtype: tensor}: a step-wide scalar cast once per dtype, not once per variable."""
+
+    def __init__(self, value):
+        super().__init__()
+        self.value = value
+
+    def __missing__(self, dtype):
+        self[dtype] = tf.cast(self.value, dtype)
+        return self[dtype]
+
+
+class _Lean:
+    """Mixin: the EMA update with one decay per step and one kernel per variable; no
+    all-reduce of the gradients over a single replica."""
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync == 1:
+            return list(grads_and_vars)  # the sum over one replica
+        return super()._all_reduce_sum_gradients(grads_and_vars)
 
     def _update_model_variables_moving_average(self, trainable_variables):
         if not self.use_ema:
             return
         first_step = tf.equal(_tf_variable(self.iterations), 0)
         # Keras: decay 0 at the first step (the average starts as the weights), then ema_momentum.
-        step_size = tf.where(first_step, 1.0, 1.0 - float(self.ema_momentum))
+        step_size = _PerDtype(tf.where(first_step, 1.0, 1.0 - float(self.ema_momentum)))
         for var, average in zip(trainable_variables, self._model_variables_moving_average):
             if average is None:
                 continue
-            average = _tf_variable(average)
-            alpha = tf.cast(step_size, average.dtype)
+            average, var = _tf_variable(average), _tf_variable(var)
+            value = _read(var)
+            if var.dtype != average.dtype:
+                value = tf.cast(value, average.dtype)
             tf.raw_ops.ResourceApplyGradientDescent(
-                var=average.handle, alpha=alpha,
-                delta=average.read_value() - tf.cast(_tf_variable(var), average.dtype))
+                var=average.handle, alpha=step_size[average.dtype],
+                delta=tf.raw_ops.Sub(x=_read(average), y=value))
 
 
-class SGD(_LeanMovingAverage, keras.optimizers.SGD):
+class SGD(_Lean, keras.optimizers.SGD):
     """keras.optimizers.SGD whose per-variable update is one fused kernel (see the module)."""
 
     def update_step(self, gradient, variable, learning_rate):
@@ -65,9 +94,9 @@ class SGD(_LeanMovingAverage, keras.optimizers.SGD):
             momentum=tf.cast(self.momentum, var.dtype), use_nesterov=bool(self.nesterov))
 
 
-class RMSprop(_LeanMovingAverage, keras.optimizers.RMSprop):
+class RMSprop(_Lean, keras.optimizers.RMSprop):
     """keras.optimizers.RMSprop with the lean EMA (its own update is Keras's)."""
 
 
-class Adam(_LeanMovingAverage, keras.optimizers.Adam):
+class Adam(_Lean, keras.optimizers.Adam):
     """keras.optimizers.Adam with the lean EMA (its own update is Keras's)."""

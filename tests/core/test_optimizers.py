@@ -1,4 +1,5 @@
-"""core/optimizers: the fused SGD update and the lean EMA compute what Keras's classes compute."""
+"""core/optimizers: the fused SGD update and the lean EMA compute what Keras's classes compute;
+one replica skips the all-reduce."""
 from __future__ import annotations
 
 import os
@@ -76,6 +77,25 @@ def test_the_first_ema_step_copies_the_weights_exactly():
                              ema_momentum=0.99)
     for w, a in zip(weights, averages):
         np.testing.assert_array_equal(w, a)
+
+
+def test_one_replica_hands_the_gradients_to_the_update_as_they_are():
+    # Nothing to sum over one replica: no all-reduce (and no op) per gradient. Over two
+    # replicas the sum is Keras's (test_two_mirrored_replicas_update_like_keras).
+    variables = [keras.Variable(np.ones(s, np.float32)) for s in SHAPES]
+    optimizer = optimizers.SGD(learning_rate=0.1, momentum=0.9)
+    optimizer.build(variables)
+    seen = []
+
+    @tf.function(autograph=False)
+    def reduce():
+        pairs = [(tf.fill(s, 2.0), v.value) for s, v in zip(SHAPES, variables)]
+        reduced = optimizer._all_reduce_sum_gradients(pairs)
+        seen.append(all(a[0] is b[0] for a, b in zip(pairs, reduced)))
+        return [g for g, _ in reduced]
+
+    assert all(np.array_equal(g, np.full(s, 2.0)) for g, s in zip(reduce(), SHAPES))
+    assert seen == [True]  # the very tensors: no op was added
 
 
 def _compare_on_two_mirrored_replicas() -> None:
