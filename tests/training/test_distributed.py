@@ -172,7 +172,9 @@ def test_model_main_trains_and_evaluates_on_two_mirrored_cpu_replicas(small_over
             "--model_dir", str(tmp_path), "--num_train_steps", "2", "--eval_count", "1",
             "--strategy", "mirrored", "--cpu_replicas", "2",
             *[f"--config_override={o}" for o in small_overrides],
-            "--config_override=train_config.batch_size=2"]
+            "--config_override=train_config.batch_size=2",
+            # The CLI's replica path, not the backbone: MobileNet v1 has half v2's layers.
+            "--config_override=model.ssd.feature_extractor.type=ssd_mobilenet_v1_fpn_keras"]
     output = _finish(_run(args, _env()))
     assert "tf.distribute (mirrored): 1 worker(s), 2 replica(s) in sync" in output
     assert "evaluation at step 2: 8 images" in output  # every validation image
