@@ -37,18 +37,6 @@ def _read(variable) -> tf.Tensor:
     return tf.raw_ops.ReadVariableOp(resource=variable.handle, dtype=variable.dtype)
 
 
-class _PerDtype(dict):
-    """{dtype: tensor}: a step-wide scalar cast once per dtype, not once per variable."""
-
-    def __init__(self, value):
-        super().__init__()
-        self.value = value
-
-    def __missing__(self, dtype):
-        self[dtype] = tf.cast(self.value, dtype)
-        return self[dtype]
-
-
 class _Lean:
     """Mixin: the EMA update with one decay per step and one kernel per variable; no
     all-reduce of the gradients over a single replica."""
@@ -64,16 +52,19 @@ class _Lean:
             return
         first_step = tf.equal(_tf_variable(self.iterations), 0)
         # Keras: decay 0 at the first step (the average starts as the weights), then ema_momentum.
-        step_size = _PerDtype(tf.where(first_step, 1.0, 1.0 - float(self.ema_momentum)))
+        step_size = tf.where(first_step, 1.0, 1.0 - float(self.ema_momentum))
+        alphas = {}  # the step size cast once per dtype, not once per variable
         for var, average in zip(trainable_variables, self._model_variables_moving_average):
             if average is None:
                 continue
             average, var = _tf_variable(average), _tf_variable(var)
+            if average.dtype not in alphas:
+                alphas[average.dtype] = tf.cast(step_size, average.dtype)
             value = _read(var)
             if var.dtype != average.dtype:
                 value = tf.cast(value, average.dtype)
             tf.raw_ops.ResourceApplyGradientDescent(
-                var=average.handle, alpha=step_size[average.dtype],
+                var=average.handle, alpha=alphas[average.dtype],
                 delta=tf.raw_ops.Sub(x=_read(average), y=value))
 
 
