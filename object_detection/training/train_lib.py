@@ -34,7 +34,7 @@ from object_detection.data import inputs
 from object_detection.evaluation import coco_evaluation, eval_loop
 from object_detection.meta_architectures import odapi_checkpoint
 from object_detection.training import checkpoints as ckpt_lib
-from object_detection.training import distribution, preemption, train_step
+from object_detection.training import distribution, grappler, preemption, train_step
 from object_detection.training.run_state import RunOptions, RunState, chief_or_temp_dir
 from object_detection.training.train_step import PREEMPTED
 from object_detection.utils import config_util
@@ -49,6 +49,7 @@ __all__ = ["RunOptions", "RunState", "TrainingDivergedError", "train", "evaluate
 # Training.
 
 
+@grappler.lean()
 def train(configs: Mapping[str, Any], options: RunOptions,
           engine: distribution.Engine) -> dict[str, Any]:
     """Trains to `num_train_steps`, evaluating `eval_count` times; returns the last metrics."""
@@ -429,6 +430,7 @@ def evaluate(run: RunState, step: int) -> dict[str, float]:
             run.optimizer, run.plans.eval.use_moving_averages))
 
 
+@grappler.lean()
 def evaluate_checkpoints(configs: Mapping[str, Any], options: RunOptions,
                          engine: distribution.Engine, checkpoint_dir: str,
                          run_once: bool) -> dict[str, float]:
