@@ -5,13 +5,13 @@ first call, and a training run pays that before its first step. By default Grapp
 passes twice, runs the MLIR "TFG" passes around them, and runs the layout pass even when there
 is no GPU. On the full SSD320 train step (2 cores, AVX2 CPU, `TF_CPP_VMODULE=meta_optimizer=1`):
 
-- the default takes 1.7 s: a first round takes the graph from 5,532 to 4,473 nodes, and the
-  second round, 0.5 s, removes 22 more (common subexpressions);
+- the default takes 1.7-2.3 s: a first round takes the graph from 5,532 to 4,473 nodes, and
+  the second round, 0.5 s, removes 22 more (common subexpressions);
 - the TFG passes take 0.3 s and change no node;
 - the layout pass takes 0.12 s and changes no node without a GPU (it rewrites convolutions for
   GPUs only).
 
-`lean()` keeps one round, without TFG, and the layout pass only where a GPU is visible: 0.8 s
+`lean()` keeps one round, without TFG, and the layout pass only where a GPU is visible: 0.8-1.3 s
 for the same step, with the same step speed (A/B in the README). Every pass that rewrites the
 graph for speed or memory (constant folding, arithmetic, remapper fusions, memory) still runs.
 
@@ -63,8 +63,9 @@ def _lean_call_options():
 
 @contextlib.contextmanager
 def lean() -> Iterator[None]:
-    """Functions first called in this thread inside the block are optimized with `lean_config`
-    of the config they would have had; the thread's own options come back on exit."""
+    """Functions called in this thread inside the block are optimized (on their first call
+    there) with `lean_config` of the config they would have had; the thread's own options
+    come back on exit."""
     found = _lean_call_options()
     if found is None:
         yield
