@@ -1,7 +1,7 @@
 """Shared fixtures: a small detector with distinctive weights, its detections, an export of it.
 
 The model is the small CPU config made smaller (depth multiplier 0.25, 32-deep predictor),
-freshly initialized, then given weights that make its outputs distinctive: class and box heads
+freshly initialized (seeded), then given weights that make its outputs distinctive: class and box heads
 scaled up and class biases randomized (scores spread over (0, 1) instead of all near the 0.01
 prior, so the top detections have no ties) and random batch-norm statistics everywhere (a
 restore that misses any layer shows).
@@ -84,8 +84,11 @@ def small_configs():
 
 @pytest.fixture(scope="session")
 def small_model(small_configs):
+    import keras
+
     from object_detection.export import exporter_lib
 
+    keras.utils.set_random_seed(0)  # the same model, and so the same detections, every run
     model = exporter_lib.build_model(small_configs)
     _make_distinctive(model)
     return model
