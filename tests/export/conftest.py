@@ -1,10 +1,10 @@
 """Shared fixtures: a small detector with distinctive weights, its detections, an export of it.
 
 The model is the small CPU config made smaller (depth multiplier 0.25, 32-deep predictor),
-freshly initialized (seeded), then given weights that make its outputs distinctive: class and box heads
-scaled up and class biases randomized (scores spread over (0, 1) instead of all near the 0.01
-prior, so the top detections have no ties) and random batch-norm statistics everywhere (a
-restore that misses any layer shows).
+freshly initialized (seeded), then given weights that make its outputs distinctive: class and
+box heads scaled up and class biases randomized (scores spread over (0, 1) instead of all near
+the 0.01 prior, so the top detections have no ties) and random batch-norm statistics everywhere
+(a restore that misses any layer shows).
 """
 from __future__ import annotations
 
