@@ -15,6 +15,10 @@ setup(
         # protobuf runtime must be at least as new as the generator.
         "protobuf>=7.35,<8",
         "numpy>=1.26,<3",
+        # ml_dtypes 0.7.0 takes 0.7-1.1 s to import (its extension module; 0.6.0: 9 ms), and
+        # every process that imports TensorFlow pays it before its first step. onnx 1.23
+        # needs >= 0.5.4.
+        "ml_dtypes>=0.5.4,<0.7",
         "pillow>=10",
         "pycocotools>=2.0.8",
         # --eval_backend faster_coco_eval (C++ COCOeval). Its 12 numbers were checked equal to
