@@ -327,43 +327,43 @@ def _labels(example):
     return example.features.feature["image/object/class/label"].int64_list.value
 
 
-def _train_on(small_overrides, records: str, model_dir: Path, *extra: str) -> tuple[int, str]:
+def _train_on(tiny_overrides, records: str, model_dir: Path, *extra: str) -> tuple[int, str]:
     args = ["--pipeline_config_path", SMALL_CONFIG, "--model_dir", str(model_dir),
             "--num_train_steps", "2", "--eval_count", "0",
-            *[f"--config_override={o}" for o in small_overrides],
+            *[f"--config_override={o}" for o in tiny_overrides],
             f"--config_override=train_input_reader.tf_record_input_reader.input_path={records}",
             *extra]
     return _run("train", args, model_dir.parent)
 
 
 def test_a_corrupt_record_stops_the_run_or_is_skipped_and_counted(shapes_dataset,
-                                                                   small_overrides, tmp_path):
+                                                                   tiny_overrides, tmp_path):
     def corrupt_5(i, example):
         if i == 5:
             example.features.feature["image/encoded"].bytes_list.value[0] = b"\xff\xd8junk"
 
     bad = _rewrite(shapes_dataset, tmp_path / "corrupt.record", corrupt_5)
-    code, out = _train_on(small_overrides, bad, tmp_path / "stop", "--on_corrupt=stop")
+    code, out = _train_on(tiny_overrides, bad, tmp_path / "stop", "--on_corrupt=stop")
     assert code == 2, out[-3000:]
     assert "Traceback" not in out
     assert _error_line(out).startswith(f"error: DataError: {bad}: record 5 is corrupt")
     assert tf.train.latest_checkpoint(str(tmp_path / "stop")) is None
 
-    code, out = _train_on(small_overrides, bad, tmp_path / "skip")
+    code, out = _train_on(tiny_overrides, bad, tmp_path / "skip")
     assert code == 0, out[-3000:]
     assert f"1 distinct: {bad} record 5" in out
     assert tf.train.latest_checkpoint(str(tmp_path / "skip")).endswith("ckpt-2")
 
 
 def test_class_ids_outside_the_label_map_stop_the_run_or_are_skipped_and_counted(
-        shapes_dataset, small_overrides, tmp_path):
+        shapes_dataset, tiny_overrides, tmp_path):
     # Record 3 holds class 0 (the background id), record 5 class 9 (num_classes is 3).
     def relabel(i, example):
         if i in (3, 5):
             _labels(example)[0] = {3: 0, 5: 9}[i]
 
     bad = _rewrite(shapes_dataset, tmp_path / "labels.record", relabel)
-    code, out = _train_on(small_overrides, bad, tmp_path / "stop", "--on_corrupt=stop")
+    code, out = _train_on(tiny_overrides, bad, tmp_path / "stop", "--on_corrupt=stop")
     assert code == 2, out[-3000:]
     assert "Traceback" not in out
     assert _error_line(out) == (
@@ -374,7 +374,7 @@ def test_class_ids_outside_the_label_map_stop_the_run_or_are_skipped_and_counted
 
     # Skipped and counted, in training (the input repeats: counted each time) and evaluation.
     code, out = _train_on(
-        small_overrides, bad, tmp_path / "skip", "--eval_count=1",
+        tiny_overrides, bad, tmp_path / "skip", "--eval_count=1",
         f"--config_override=eval_input_reader.0.tf_record_input_reader.input_path={bad}")
     assert code == 0, out[-3000:]
     assert f"2 distinct: {bad} record 3, {bad} record 5" in out
@@ -384,13 +384,13 @@ def test_class_ids_outside_the_label_map_stop_the_run_or_are_skipped_and_counted
 
 
 def test_an_input_with_no_usable_record_stops_instead_of_looping(shapes_dataset,
-                                                                  small_overrides, tmp_path):
+                                                                  tiny_overrides, tmp_path):
     def relabel_all(i, example):
         for j in range(len(_labels(example))):
             _labels(example)[j] = 9
 
     bad = _rewrite(shapes_dataset, tmp_path / "all_bad.record", relabel_all)
-    code, out = _train_on(small_overrides, bad, tmp_path / "train")
+    code, out = _train_on(tiny_overrides, bad, tmp_path / "train")
     assert code == 2, out[-3000:]
     assert "Traceback" not in out
     assert _error_line(out) == (
@@ -400,7 +400,7 @@ def test_an_input_with_no_usable_record_stops_instead_of_looping(shapes_dataset,
     assert tf.train.latest_checkpoint(str(tmp_path / "train")) is None
 
     code, out = _train_on(
-        small_overrides, shapes_dataset["train_records"], tmp_path / "eval", "--eval_count=1",
+        tiny_overrides, shapes_dataset["train_records"], tmp_path / "eval", "--eval_count=1",
         f"--config_override=eval_input_reader.0.tf_record_input_reader.input_path={bad}")
     assert code == 2, out[-3000:]
     assert "Traceback" not in out

@@ -58,9 +58,9 @@ def _values(variables):
     return [v.numpy().copy() for v in variables]
 
 
-def test_frozen_variables_keep_their_values_while_the_others_move(small_overrides, tmp_path):
+def test_frozen_variables_keep_their_values_while_the_others_move(tiny_overrides, tmp_path):
     # The OD API TF2 name of the backbone, and this project's Keras path of the class head.
-    configs = _configs(small_overrides, 'train_config { freeze_variables: '
+    configs = _configs(tiny_overrides, 'train_config { freeze_variables: '
                        '"classification_backbone" freeze_variables: "class_predictor/bias$" }')
     session = _session(configs, tmp_path)
     selection = session.variables
@@ -77,7 +77,7 @@ def test_frozen_variables_keep_their_values_while_the_others_move(small_override
              if not np.array_equal(v.numpy(), b)}
     # Without freezing, the same variables move (some get no gradient on this batch either
     # way: e.g. the box tower's batch norms of levels without a matched anchor).
-    free = _session(_configs(small_overrides), tmp_path / "free")
+    free = _session(_configs(tiny_overrides), tmp_path / "free")
     free_before = _values(free.variables.trained)
     _train_on(free, _first_eval_batch(configs), steps=2)
     trained_paths = {v.path for v in selection.trained}
@@ -88,8 +88,8 @@ def test_frozen_variables_keep_their_values_while_the_others_move(small_override
     assert len(session.optimizer._trainable_variables) == len(selection.trained)
 
 
-def test_update_trainable_variables_trains_only_what_it_names(small_overrides, tmp_path):
-    configs = _configs(small_overrides, 'train_config { update_trainable_variables: '
+def test_update_trainable_variables_trains_only_what_it_names(tiny_overrides, tmp_path):
+    configs = _configs(tiny_overrides, 'train_config { update_trainable_variables: '
                        '"WeightSharedConvolutionalBoxPredictor" freeze_variables: "/box_predictor/" }')
     session = _session(configs, tmp_path)
     trained = session.variables.trained
@@ -105,9 +105,9 @@ def test_update_trainable_variables_trains_only_what_it_names(small_overrides, t
     ("([", r"train_config.freeze_variables\[0\]: '\(\[' is not a valid regular expression"),
     (".", r"every one of the \d+ trainable variables is frozen"),
 ])
-def test_freeze_patterns_that_cannot_be_meant_are_config_errors(small_overrides, tmp_path,
+def test_freeze_patterns_that_cannot_be_meant_are_config_errors(tiny_overrides, tmp_path,
                                                                 pattern, message):
-    configs = _configs(small_overrides, f'train_config {{ freeze_variables: "{pattern}" }}')
+    configs = _configs(tiny_overrides, f'train_config {{ freeze_variables: "{pattern}" }}')
     with pytest.raises(ConfigError, match=message):
         _session(configs, tmp_path)
 
@@ -130,10 +130,10 @@ def test_tf1_names_are_matched_for_the_seed_extractor(tmp_path):
 # Validation loss and the pictures of an evaluation
 
 
-def test_validation_loss_is_the_training_loss_on_the_same_batch(small_overrides, tmp_path):
+def test_validation_loss_is_the_training_loss_on_the_same_batch(tiny_overrides, tmp_path):
     # Frozen batch norm: the training forward pass is the inference one, so the first training
     # step's loss (computed before its update) must equal the evaluation's on the same batch.
-    configs = _configs(small_overrides, "model.ssd.freeze_batchnorm=true",
+    configs = _configs(tiny_overrides, "model.ssd.freeze_batchnorm=true",
                        "eval_config.num_visualizations=0")
     session = _session(configs, tmp_path, sample_1_of_n_eval_examples=2)  # 4 images: 1 batch
     metrics = train_lib.evaluate(session, step=0)
@@ -158,9 +158,9 @@ def _event_images(directory):
     return images
 
 
-def test_evaluation_pictures_reach_tensorboard_and_the_export_dir(small_overrides, tmp_path):
+def test_evaluation_pictures_reach_tensorboard_and_the_export_dir(tiny_overrides, tmp_path):
     export_dir = tmp_path / "pictures"
-    configs = _configs(small_overrides, "eval_config.num_visualizations=3",
+    configs = _configs(tiny_overrides, "eval_config.num_visualizations=3",
                        f"eval_config.visualization_export_dir={export_dir}",
                        "eval_config.min_score_threshold=1.0",  # no detection drawn
                        "eval_config.groundtruth_box_visualization_color=red")
@@ -186,7 +186,7 @@ def test_evaluation_pictures_reach_tensorboard_and_the_export_dir(small_override
 # Early stopping
 
 
-def test_early_stop_at_the_evaluation_that_runs_out_of_patience(small_overrides, tmp_path,
+def test_early_stop_at_the_evaluation_that_runs_out_of_patience(tiny_overrides, tmp_path,
                                                                 monkeypatch, console):
     scripted = iter([0.1, 0.3, 0.2, 0.25, 0.9])  # evaluations at steps 2, 4, 6, 8, 10
 
@@ -196,7 +196,7 @@ def test_early_stop_at_the_evaluation_that_runs_out_of_patience(small_overrides,
     monkeypatch.setattr(train_lib, "evaluate", fake_evaluate)
     opts = train_lib.RunOptions(model_dir=str(tmp_path), num_train_steps=10, eval_count=5,
                                 log_every_n=5, early_stop_patience=2)
-    result = train_lib.train(_configs(small_overrides), opts,
+    result = train_lib.train(_configs(tiny_overrides), opts,
                              distribution.make_engine("tf", "default"))
     assert result["steps"] == 8
     assert result["stop_reason"].startswith(
@@ -216,10 +216,10 @@ def test_early_stopping_on_a_loss_minimizes_it(tmp_path):
     assert reason and "best 1.5000 at step 2" in reason
 
 
-def test_an_unknown_early_stop_metric_fails_before_anything_is_built(small_overrides, tmp_path):
+def test_an_unknown_early_stop_metric_fails_before_anything_is_built(tiny_overrides, tmp_path):
     opts = train_lib.RunOptions(model_dir=str(tmp_path), early_stop_metric="mAPP")
     with pytest.raises(ConfigError, match=r"--early_stop_metric 'mAPP': not a metric"):
-        train_lib.check_inputs(_configs(small_overrides), opts)
+        train_lib.check_inputs(_configs(tiny_overrides), opts)
 
 
 # --------------------------------------------------------------------------------------------
@@ -283,11 +283,11 @@ def _last_step_printed(out: str) -> int:
                if line.startswith("step "))
 
 
-def test_sigterm_saves_at_the_current_step_exits_0_and_a_restart_resumes(small_overrides,
+def test_sigterm_saves_at_the_current_step_exits_0_and_a_restart_resumes(tiny_overrides,
                                                                         tmp_path):
     args = ["--pipeline_config_path", SMALL_CONFIG, "--model_dir", str(tmp_path / "model"),
             "--eval_count", "0", "--log_every_n", "1", "--checkpoint_every_n", "1000",
-            *[f"--config_override={o}" for o in small_overrides]]
+            *[f"--config_override={o}" for o in tiny_overrides]]
     log_path = tmp_path / "run.log"
     with open(log_path, "w") as log:
         proc = _model_main(args + ["--num_train_steps", "100000"], log)

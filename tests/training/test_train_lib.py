@@ -1,4 +1,5 @@
-"""The training loop on the small CPU config: train, checkpoint, resume, evaluate, fail safely."""
+"""The training loop on the small CPU config made tiny (`tiny_overrides`): train, checkpoint,
+resume, evaluate, fail safely."""
 from __future__ import annotations
 
 import math
@@ -32,8 +33,8 @@ def _train(configs, model_dir, steps, **options):
     return train_lib.train(configs, opts, distribution.make_engine("tf", "default"))
 
 
-def test_train_checkpoint_resume_and_evaluate(small_overrides, tmp_path, console):
-    configs = _configs(small_overrides)
+def test_train_checkpoint_resume_and_evaluate(tiny_overrides, tmp_path, console):
+    configs = _configs(tiny_overrides)
     report = tmp_path / "report.json"
     _train(configs, tmp_path, 4, checkpoint_every_n=2, raport_file=str(report))
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-4")
@@ -58,25 +59,25 @@ def test_train_checkpoint_resume_and_evaluate(small_overrides, tmp_path, console
 
 
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
-def test_float32_and_bfloat16_train(small_overrides, tmp_path, policy):
+def test_float32_and_bfloat16_train(tiny_overrides, tmp_path, policy):
     keras.mixed_precision.set_global_policy(policy)
     try:
-        result = _train(_configs(small_overrides), tmp_path, 2, amp=policy != "float32")
+        result = _train(_configs(tiny_overrides), tmp_path, 2, amp=policy != "float32")
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert result["steps"] == 2 and result["train_throughput"] > 0
 
 
-def test_allow_xla_compiles_and_trains(small_overrides, tmp_path):
-    result = _train(_configs(small_overrides), tmp_path, 2, allow_xla=True)
+def test_allow_xla_compiles_and_trains(tiny_overrides, tmp_path):
+    result = _train(_configs(tiny_overrides), tmp_path, 2, allow_xla=True)
     assert result["steps"] == 2
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-2")
 
 
 @pytest.mark.parametrize("steps_per_loop", [1, 4])
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(small_overrides, tmp_path,
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_overrides, tmp_path,
                                                            monkeypatch, steps_per_loop):
-    configs = _configs(small_overrides)
+    configs = _configs(tiny_overrides)
     _train(configs, tmp_path, 2)
     good = tf.train.latest_checkpoint(str(tmp_path))
     reader = tf.train.load_checkpoint(good)
@@ -122,8 +123,8 @@ def _step_losses(configs, model_dir, steps, steps_per_loop):
                       r["data"]["localization_loss"]) for r in records]
 
 
-def test_steps_per_loop_gives_the_same_losses_step_for_step(small_overrides, tmp_path):
-    configs = _configs(small_overrides)
+def test_steps_per_loop_gives_the_same_losses_step_for_step(tiny_overrides, tmp_path):
+    configs = _configs(tiny_overrides)
     _, one = _step_losses(configs, tmp_path / "one", 7, steps_per_loop=1)
     # Loops of 3: steps 1-3, then 4 (a checkpoint step ends a loop), 5-7.
     summary, looped = _step_losses(configs, tmp_path / "loop", 7, steps_per_loop=3)
@@ -141,10 +142,10 @@ def _model_main(args, **kwargs):
                             text=True, cwd=REPO, **kwargs)
 
 
-def test_sigkill_then_restart_resumes_from_the_last_checkpoint(small_overrides, tmp_path):
+def test_sigkill_then_restart_resumes_from_the_last_checkpoint(tiny_overrides, tmp_path):
     args = ["--pipeline_config_path", SMALL_CONFIG, "--model_dir", str(tmp_path),
             "--eval_count", "0", "--checkpoint_every_n", "2", "--log_every_n", "2"]
-    args += [f"--config_override={o}" for o in small_overrides]
+    args += [f"--config_override={o}" for o in tiny_overrides]
     proc = _model_main(args + ["--num_train_steps", "100000"])
     deadline = time.time() + 240
     while time.time() < deadline:
@@ -166,9 +167,9 @@ def test_sigkill_then_restart_resumes_from_the_last_checkpoint(small_overrides, 
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith(f"ckpt-{killed_at + 2}")
 
 
-def test_eval_only_mode_reproduces_the_evaluation_made_during_training(small_overrides,
+def test_eval_only_mode_reproduces_the_evaluation_made_during_training(tiny_overrides,
                                                                        tmp_path):
-    configs = _configs(small_overrides)
+    configs = _configs(tiny_overrides)
     during = _train(configs, tmp_path, 4, eval_count=1)
     opts = train_lib.RunOptions(model_dir=str(tmp_path / "eval_only"))
     after = train_lib.evaluate_checkpoints(configs, opts, distribution.make_engine("tf", "default"),
@@ -186,9 +187,9 @@ class _TwoRankHorovodLike(distribution.Engine):
     optimizer_sums_gradients = False
 
 
-def test_sync_batch_norm_is_refused_where_it_would_not_synchronize(small_overrides, tmp_path):
+def test_sync_batch_norm_is_refused_where_it_would_not_synchronize(tiny_overrides, tmp_path):
     field = "model.ssd.box_predictor.weight_shared_convolutional_box_predictor.conv_hyperparams"
-    configs = _configs(small_overrides, f"{field}.sync_batch_norm={{ scale: true }}")
+    configs = _configs(tiny_overrides, f"{field}.sync_batch_norm={{ scale: true }}")
     assert plan_builder.sync_batch_norm_fields(configs["model"]) == [f"{field}.sync_batch_norm"]
     with pytest.raises(train_lib.ConfigError, match=rf"^{field}\.sync_batch_norm: synchronized "
                        r"batch norm runs under tf.distribute .* with horovod each of the 2 "
