@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from object_detection.core.standard_fields import InputFields as F  # noqa: E402
-from object_detection.training import distribution, train_lib, train_step  # noqa: E402
+from object_detection.training import distribution, grappler, train_lib, train_step  # noqa: E402
 from object_detection.utils import config_util  # noqa: E402
 
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs",
@@ -107,7 +107,8 @@ def main() -> int:
     initial = {f"init|{i:04d}": np.asarray(v.numpy())
                for i, v in enumerate(session.model.trainable_variables)}
     iterator = iter(engine.distribute_dataset(dataset_fn))
-    losses = train_step.make_train_step(session)(iterator)
+    with grappler.lean():  # the passes of a training run (train_lib.train)
+        losses = train_step.make_train_step(session)(iterator)
     print(f"worker {engine.worker_index}/{workers}: total loss "
           f"{float(losses['Loss/total_loss']):.6f}", flush=True)
     if engine.is_chief:

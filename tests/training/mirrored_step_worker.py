@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from dist_step_worker import CASES, CONFIG, OVERRIDES, global_batch  # noqa: E402
 
 from object_detection.core.standard_fields import InputFields as F  # noqa: E402
-from object_detection.training import distribution, train_lib, train_step  # noqa: E402
+from object_detection.training import distribution, grappler, train_lib, train_step  # noqa: E402
 from object_detection.utils import config_util  # noqa: E402
 
 GLOBAL_BATCH = 4
@@ -86,7 +86,8 @@ def _step(overrides: list[str], replicas: int, initial):
     model = session.model
     before = _vector(model.trainable_variables)
     start = [np.asarray(v.numpy()) for v in model.variables]
-    train_step.make_train_step(session)(iter(session.engine.distribute_dataset(dataset_fn)))
+    with grappler.lean():  # the passes of a training run (train_lib.train)
+        train_step.make_train_step(session)(iter(session.engine.distribute_dataset(dataset_fn)))
     return (_vector(model.trainable_variables) - before,
             _vector(model.non_trainable_variables), start)
 
