@@ -53,7 +53,9 @@ def _lean_call_options():
         ctx = context.context()
         own = ctx.function_call_options
         config = config_pb2.ConfigProto.FromString(own.config_proto_serialized)
-        has_gpu = bool(tf.config.list_logical_devices("GPU"))
+        # Physical devices: listing the logical ones would start the runtime, after which a
+        # multi-worker strategy can no longer configure its collectives.
+        has_gpu = bool(tf.config.list_physical_devices("GPU"))
         return ctx, own, context.FunctionCallOptions(
             executor_type=own.executor_type, config_proto=lean_config(config, has_gpu))
     except (ImportError, AttributeError, TypeError) as e:  # another TensorFlow's internals

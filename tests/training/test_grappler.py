@@ -1,6 +1,11 @@
 """Grappler's lean passes (training/grappler.py): what they change, where, and for how long."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -10,6 +15,7 @@ from tensorflow.python.eager import context
 from object_detection.training import grappler
 
 RewriterConfig = rewriter_config_pb2.RewriterConfig
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _thread_config() -> config_pb2.ConfigProto:
@@ -62,3 +68,21 @@ def test_a_failure_inside_the_block_still_gives_the_options_back():
         with grappler.lean():
             raise ValueError("user mistake")
     assert _thread_config() == before
+
+
+def test_the_block_leaves_the_runtime_unstarted(tmp_path):
+    # A multi-worker strategy configures its collectives before the runtime starts: lean()
+    # may come first. Virtual devices, too, can only be set before the runtime starts.
+    script = ("import tensorflow as tf\n"
+              "from object_detection.training import grappler\n"
+              "with grappler.lean():\n"
+              "    pass\n"
+              "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+              "tf.config.set_logical_device_configuration(\n"
+              "    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
+              "print(len(tf.config.list_logical_devices('CPU')), 'CPU devices')\n")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 CPU devices" in result.stdout
