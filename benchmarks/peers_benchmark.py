@@ -1,7 +1,7 @@
 r"""This project against its peers, interleaved in one run: one table, ratios to the best peer.
 
     python benchmarks/peers_benchmark.py --peers_dir /tmp/peers [--rounds 2] \
-        [--modes train_fp32,train_bf16,infer_fp32,infer_bf16,infer1_bf16] \
+        [--modes train_fp32,train_bf16,infer_fp32,infer_bf16,infer1_fp32,infer1_bf16] \
         [--peers odapi,tfmg,torchvision,kerashub] [--json peers.json]
 
 The peers are the scripts of `../shared/peers/` in their own venvs (`--peers_dir`, built by its
@@ -18,7 +18,7 @@ Each figure is the median over rounds of each run's median step. Rows:
 
 - `train b8 fp32` / `train b8 bf16`: img/s, batch 8 (bf16: mixed_bfloat16 for all);
 - `infer b8 fp32` / `infer b8 bf16`: img/s, batch 8, NMS included;
-- `infer b1 bf16`: p50 latency in ms, batch 1;
+- `infer b1 fp32` / `infer b1 bf16`: p50 latency in ms, batch 1;
 - `start to first train step`: s, from process start to the end of the first training step
   (fp32 train runs): imports, build, tracing, graph optimization and the step itself;
 - `peak RSS train fp32`: MiB.
@@ -47,6 +47,7 @@ MODES = {  # name: (mode, batch, dtype)
     "train_bf16": ("train", 8, "bf16"),
     "infer_fp32": ("infer", 8, "fp32"),
     "infer_bf16": ("infer", 8, "bf16"),
+    "infer1_fp32": ("infer", 1, "fp32"),
     "infer1_bf16": ("infer", 1, "bf16"),
 }
 # name: (label, venv folder, script, extra arguments, extra environment)
