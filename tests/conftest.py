@@ -84,8 +84,9 @@ def small_overrides(shapes_dataset) -> list[str]:
 def tiny_overrides(small_overrides) -> list[str]:
     """`small_overrides` with MobileNet v1 (half the layers of the config's v2) and one tower
     layer: for tests of the training loop, its checkpoints, signals and inputs, not of the
-    network. Each run traces and optimizes a graph half the size; the v2 network itself is
-    trained by `make demo` and the export tests."""
+    network. Each run traces and optimizes a graph half the size. The config's own v2 network
+    is built and exported by the export tests, and trained by `make demo` and by
+    tests/export/test_export_accuracy.py (`make test-slow`)."""
     return [*small_overrides, "model.ssd.feature_extractor.type=ssd_mobilenet_v1_fpn_keras",
             "model.ssd.box_predictor.weight_shared_convolutional_box_predictor."
             "num_layers_before_predictor=1"]
