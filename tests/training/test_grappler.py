@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,8 +13,9 @@ from tensorflow.python.eager import context
 
 from object_detection.training import grappler
 
+from .conftest import REPO
+
 RewriterConfig = rewriter_config_pb2.RewriterConfig
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _thread_config() -> config_pb2.ConfigProto:
@@ -70,7 +70,7 @@ def test_a_failure_inside_the_block_still_gives_the_options_back():
     assert _thread_config() == before
 
 
-def test_the_block_leaves_the_runtime_unstarted(tmp_path):
+def test_the_block_leaves_the_runtime_unstarted():
     # A multi-worker strategy configures its collectives before the runtime starts: lean()
     # may come first. Virtual devices, too, can only be set before the runtime starts.
     script = ("import tensorflow as tf\n"
