@@ -192,4 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from object_detection.utils import malloc
+
+    malloc.keep_freed_memory()  # each batch reuses the memory the last one freed
     sys.exit(main())
