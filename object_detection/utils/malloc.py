@@ -9,7 +9,7 @@ and the next batch reuses them.
 
 Measured on a 2-core AMD EPYC (Zen 3, AVX2): `examples/SSD320_inference.py`, SSD320, batch 8,
 float32, p50 latency 2,598-2,693 ms with the settings against 2,917-3,054 ms without (three
-alternating runs each); peak RSS 1.22-1.42 GB against 1.15-1.21 GB. Training (batch 8) was not
+alternating runs each); peak RSS 1.22-1.42 GB against 1.14-1.21 GB. Training (batch 8) was not
 faster with them, and its peak memory grew, so only the inference commands take them.
 
 The settings are left alone when the environment sets glibc's own `MALLOC_MMAP_THRESHOLD_`,
