@@ -8,9 +8,10 @@ touch. Raising both thresholds to their maximum (`mallopt`) keeps freed blocks i
 and the next batch reuses them.
 
 Measured on a 2-core AMD EPYC (Zen 3, AVX2): `examples/SSD320_inference.py`, SSD320, batch 8,
-float32, p50 latency 2,598-2,693 ms with the settings against 2,917-3,054 ms without (three
-alternating runs each); peak RSS 1.22-1.42 GB against 1.14-1.21 GB. Training (batch 8) was not
-faster with them, and its peak memory grew, so only the inference commands take them.
+float32, p50 latency 2,528-2,750 ms with the settings against 2,835-3,054 ms without (five
+alternating pairs: 3-15% off); peak RSS 1,193-1,385 MiB against 1,117-1,180 MiB. Training
+(batch 8) was not faster with them, and its peak memory grew, so only the inference commands
+take them.
 
 The settings are left alone when the environment sets glibc's own `MALLOC_MMAP_THRESHOLD_`,
 `MALLOC_TRIM_THRESHOLD_` or `GLIBC_TUNABLES` (those then decide), and on other C libraries.
@@ -23,7 +24,8 @@ import os
 _M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers (malloc.h)
 _M_MMAP_THRESHOLD = -3
 _LARGEST = 2**31 - 1  # mallopt takes an int
-_USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
+# glibc's own settings: when the environment has one, it decides.
+GLIBC_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
 
 
 def keep_freed_memory() -> bool:
@@ -34,7 +36,7 @@ def keep_freed_memory() -> bool:
       True when glibc took both settings; False when the environment sets its own or the C
       library has no `mallopt` (macOS, musl).
     """
-    if any(name in os.environ for name in _USER_SETTINGS):
+    if any(name in os.environ for name in GLIBC_SETTINGS):
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt  # the process's own C library

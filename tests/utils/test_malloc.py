@@ -4,11 +4,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
-
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from object_detection.utils.malloc import GLIBC_SETTINGS
+from tests.conftest import REPO
 
 # Prints the setting's result, then the page faults of three 64 MiB blocks, each touched and
 # freed before the next: every fault is a fresh page the kernel had to map and zero.
@@ -30,8 +29,7 @@ print(took, *[faults_of_a_block() for _ in range(3)])
 def _probe(mode: str, **env: str) -> list[str]:
     result = subprocess.run(
         [sys.executable, "-c", PROBE, mode], capture_output=True, text=True, timeout=120,
-        env={**{k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES",
-             "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")},
+        env={**{k: v for k, v in os.environ.items() if k not in GLIBC_SETTINGS},
              "PYTHONPATH": str(REPO), **env})
     assert result.returncode == 0, result.stderr
     return result.stdout.split()
