@@ -4,6 +4,8 @@ r"""This project against its peers, interleaved in one run: one table, ratios to
         [--modes train_fp32,train_bf16,infer_fp32,infer_bf16,infer1_fp32,infer1_bf16] \
         [--peers odapi,tfmg,torchvision,kerashub] [--json peers.json]
 
+(`--modes` also takes `train_small_fp32`, the small CPU config against the OD API; all by default.)
+
 The peers are the scripts of `../shared/peers/` in their own venvs (`--peers_dir`, built by its
 setup.sh; the OD API peer also needs `odapi/` there): the TF OD API on the same net (SSD320:
 ResNet50 v1 FPN P3-P7, weight-shared predictor, 6 anchors, 320x320), Model Garden RetinaNet,
@@ -21,7 +23,12 @@ Each figure is the median over rounds of each run's median step. Rows:
 - `infer b1 fp32` / `infer b1 bf16`: p50 latency in ms, batch 1;
 - `start to first train step`: s, from process start to the end of the first training step
   (fp32 train runs): imports, build, tracing, graph optimization and the step itself;
-- `peak RSS train fp32`: MiB.
+- `peak RSS train fp32`: MiB;
+- `small: ...` (mode `train_small_fp32`): the same three rows for this project's small CPU config
+  (`configs/ssd_mobilenet_v2_fpn_shapes_128_cpu.config`: MobileNet v2 FPN, 128x128), batch 8,
+  with 90 classes and no moving average on both sides (the OD API peer's random labels are
+  one-hot over 90 classes, and its step keeps no moving average). Only the OD API runs that
+  network: its own script, its step and its timing, on that config (`odapi_on_config.py`).
 
 The ratio is this project / best peer for speeds and best peer / this project for times and
 memory: >= 1.00 means this project is ahead. Name the CPU with the figures (printed first): a
@@ -41,6 +48,10 @@ from typing import Sequence
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(REPO, "configs", "ssd320_full_1gpus.config")
+SMALL_CONFIG = os.path.join(REPO, "configs", "ssd_mobilenet_v2_fpn_shapes_128_cpu.config")
+# The small config as the OD API peer can run it, on both sides (see the docstring).
+SMALL_OVERRIDES = ["model.ssd.num_classes=90", "train_config.optimizer.use_moving_average=false"]
+SMALL_SIZE = 128
 
 MODES = {  # name: (mode, batch, dtype)
     "train_fp32": ("train", 8, "fp32"),
@@ -49,7 +60,10 @@ MODES = {  # name: (mode, batch, dtype)
     "infer_bf16": ("infer", 8, "bf16"),
     "infer1_fp32": ("infer", 1, "fp32"),
     "infer1_bf16": ("infer", 1, "bf16"),
+    "train_small_fp32": ("train", 8, "fp32"),
 }
+SMALL_MODES = {"train_small_fp32"}  # modes on the small config
+SMALL_PEERS = {"odapi"}  # the peers that run the small config's network
 # name: (label, venv folder, script, extra arguments, extra environment)
 PEERS = {
     "odapi": ("TF OD API", "tfmg", "bench_odapi.py", [], {"TF_USE_LEGACY_KERAS": "1"}),
@@ -94,15 +108,29 @@ def _last_record(path: str) -> dict:
     return next(r["data"] for r in reversed(records) if r.get("step") == [])
 
 
+def small_config_for_odapi(work: str) -> str:
+    """The small config with `SMALL_OVERRIDES`, written where the OD API peer reads it."""
+    from object_detection.builders import config_rules
+    from object_detection.utils import config_util
+
+    configs = config_rules.load_pipeline_configs(SMALL_CONFIG, config_override=SMALL_OVERRIDES)
+    return str(config_util.save_pipeline_config(
+        config_util.create_pipeline_proto_from_configs(configs),
+        os.path.join(work, "odapi_small_config")))
+
+
 def run_project(mode: str, batch: int, dtype: str, warmup: int, steps: int,
-                work: str) -> dict:
-    report = os.path.join(work, f"project_{mode}_{batch}_{dtype}.json")
+                work: str, small: bool = False) -> dict:
+    report = os.path.join(work, f"project_{mode}_{batch}_{dtype}{'_small' * small}.json")
     if os.path.exists(report):
         os.remove(report)
     amp = ["--amp"] if dtype == "bf16" else []
     if mode == "train":
+        config = [f"--pipeline_config_path={SMALL_CONFIG}",
+                  *(f"--config_override={o}" for o in SMALL_OVERRIDES)] if small else [
+                  f"--pipeline_config_path={CONFIG}"]
         _run([sys.executable, os.path.join(REPO, "benchmarks", "train_benchmark.py"),
-              f"--pipeline_config_path={CONFIG}", f"--batch_size={batch}",
+              *config, f"--batch_size={batch}",
               f"--num_steps={warmup + steps}", f"--benchmark_last_k={steps}",
               f"--raport_file={report}", *amp])
         data = _last_record(report)
@@ -118,12 +146,17 @@ def run_project(mode: str, batch: int, dtype: str, warmup: int, steps: int,
 
 
 def run_peer(name: str, peers_dir: str, mode: str, batch: int, dtype: str, warmup: int,
-             steps: int) -> dict:
+             steps: int, small_config: str | None = None) -> dict:
+    """Runs a peer's script; with `small_config` (OD API only), on that config at 128x128."""
     _, venv, script, extra, env = PEERS[name]
     env = dict(env)
     if name == "odapi":
         env["PYTHONPATH"] = os.path.join(peers_dir, "odapi")
-    out = _run([os.path.join(peers_dir, venv, "bin", "python"), os.path.join(peers_dir, script),
+    command = [os.path.join(peers_dir, script)]
+    if small_config:
+        command = [os.path.join(REPO, "benchmarks", "odapi_on_config.py"), peers_dir,
+                   small_config, "--size", str(SMALL_SIZE)]
+    out = _run([os.path.join(peers_dir, venv, "bin", "python"), *command,
                 "--mode", mode, "--batch", str(batch), "--dtype", dtype, "--warmup", str(warmup),
                 "--steps", str(steps), *extra], env=env)
     line = next(l for l in reversed(out.splitlines()) if l.startswith("{"))
@@ -139,17 +172,20 @@ def _rows(results: dict, runners: list[str], modes: list[str]) -> list[tuple]:
     rows = []
     for mode in modes:
         kind, batch, dtype = MODES[mode]
+        net = "small: " if mode in SMALL_MODES else ""
         if kind == "infer" and batch == 1:
             rows.append((f"infer b1 {dtype}, p50", "ms", False,
                          {r: median(r, mode, "median_s", 1000.0) for r in runners}))
         else:
-            rows.append((f"{kind} b{batch} {dtype}", "img/s", True,
+            rows.append((f"{net}{kind} b{batch} {dtype}", "img/s", True,
                          {r: median(r, mode, "img_per_s") for r in runners}))
-    if "train_fp32" in modes:
-        rows.append(("start to first train step", "s", False,
-                     {r: median(r, "train_fp32", "time_to_first_step_s") for r in runners}))
-        rows.append(("peak RSS, train fp32", "MiB", False,
-                     {r: median(r, "train_fp32", "peak_rss_mib") for r in runners}))
+    for mode in ("train_fp32", "train_small_fp32"):
+        if mode in modes:
+            net = "small: " if mode in SMALL_MODES else ""
+            rows.append((f"{net}start to first train step", "s", False,
+                         {r: median(r, mode, "time_to_first_step_s") for r in runners}))
+            rows.append((f"{net}peak RSS, train fp32", "MiB", False,
+                         {r: median(r, mode, "peak_rss_mib") for r in runners}))
     return rows
 
 
@@ -199,18 +235,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"CPU: {cpu_name()}", flush=True)
     results: dict = {}
     work = tempfile.mkdtemp(prefix="peers_benchmark_")
+    small_config = small_config_for_odapi(work) if SMALL_MODES & set(modes) else None
     for round_index in range(args.rounds):
         for mode in modes:
             kind, batch, dtype = MODES[mode]
             warmup = args.train_warmup if kind == "train" else args.infer_warmup
             steps = args.train_steps if kind == "train" else args.infer_steps
-            for runner in ["project", *peers]:
+            small = mode in SMALL_MODES
+            for runner in ["project", *(p for p in peers if not small or p in SMALL_PEERS)]:
                 t0 = time.perf_counter()
                 try:
                     if runner == "project":
-                        res = run_project(kind, batch, dtype, warmup, steps, work)
+                        res = run_project(kind, batch, dtype, warmup, steps, work, small)
                     else:
-                        res = run_peer(runner, args.peers_dir, kind, batch, dtype, warmup, steps)
+                        res = run_peer(runner, args.peers_dir, kind, batch, dtype, warmup, steps,
+                                       small_config if small else None)
                 except (RuntimeError, subprocess.TimeoutExpired, StopIteration) as e:
                     print(f"round {round_index + 1} {mode} {runner}: FAILED: {e}", flush=True)
                     continue
