@@ -50,12 +50,13 @@ def test_only_the_odapi_peer_runs_the_small_config(bench, tmp_path, monkeypatch,
                 "time_to_first_step_s": 40.0 if small_config else 45.0,
                 "peak_rss_mib": 1300.0}
 
+    (tmp_path / "work").mkdir()
+    monkeypatch.setattr(bench.tempfile, "mkdtemp", lambda prefix: str(tmp_path / "work"))
     monkeypatch.setattr(bench, "run_project", project)
     monkeypatch.setattr(bench, "run_peer", peer)
     assert bench.main(["--peers_dir", str(tmp_path), "--peers", "odapi,tfmg,torchvision",
                        "--modes", "train_fp32,train_small_fp32", "--rounds", "1"]) == 0
-    small_config = next(c[2] for c in calls if c[0] == "odapi" and c[2])
-    assert small_config.endswith("pipeline.config")
+    small_config = str(tmp_path / "work" / "odapi_small_config" / "pipeline.config")
     assert calls == [("project", "train", False), ("odapi", "train", None),
                      ("tfmg", "train", None), ("torchvision", "train", None),
                      ("project", "train", True), ("odapi", "train", small_config)]
