@@ -24,7 +24,7 @@ def _thread_config() -> config_pb2.ConfigProto:
 
 
 @pytest.mark.parametrize("has_gpu", [False, True])
-def test_one_round_without_tfg_and_layout_only_with_a_gpu(has_gpu):
+def test_one_round_without_tfg_and_layout_and_memory_only_with_a_gpu(has_gpu):
     config = config_pb2.ConfigProto(allow_soft_placement=True, inter_op_parallelism_threads=3)
     config.graph_options.rewrite_options.constant_folding = RewriterConfig.AGGRESSIVE
     lean = grappler.lean_config(config, has_gpu)
@@ -32,6 +32,8 @@ def test_one_round_without_tfg_and_layout_only_with_a_gpu(has_gpu):
     assert rewrite.meta_optimizer_iterations == RewriterConfig.ONE
     assert rewrite.disable_tfg_optimizer
     assert rewrite.layout_optimizer == (RewriterConfig.DEFAULT if has_gpu else RewriterConfig.OFF)
+    assert rewrite.memory_optimization == (
+        RewriterConfig.DEFAULT_MEM_OPT if has_gpu else RewriterConfig.NO_MEM_OPT)
     # Everything else is the caller's config, which is left as it was.
     assert lean.allow_soft_placement and lean.inter_op_parallelism_threads == 3
     assert rewrite.constant_folding == RewriterConfig.AGGRESSIVE
