@@ -169,22 +169,23 @@ def _rows(results: dict, runners: list[str], modes: list[str]) -> list[tuple]:
         values = [r[key] * scale for r in results.get((runner, mode), []) if key in r]
         return statistics.median(values) if values else None
 
+    def net(mode):
+        return "small: " if mode in SMALL_MODES else ""
+
     rows = []
     for mode in modes:
         kind, batch, dtype = MODES[mode]
-        net = "small: " if mode in SMALL_MODES else ""
         if kind == "infer" and batch == 1:
             rows.append((f"infer b1 {dtype}, p50", "ms", False,
                          {r: median(r, mode, "median_s", 1000.0) for r in runners}))
         else:
-            rows.append((f"{net}{kind} b{batch} {dtype}", "img/s", True,
+            rows.append((f"{net(mode)}{kind} b{batch} {dtype}", "img/s", True,
                          {r: median(r, mode, "img_per_s") for r in runners}))
-    for mode in ("train_fp32", "train_small_fp32"):
-        if mode in modes:
-            net = "small: " if mode in SMALL_MODES else ""
-            rows.append((f"{net}start to first train step", "s", False,
+    for mode in modes:  # the fp32 training runs also give start-up and memory
+        if MODES[mode][0] == "train" and MODES[mode][2] == "fp32":
+            rows.append((f"{net(mode)}start to first train step", "s", False,
                          {r: median(r, mode, "time_to_first_step_s") for r in runners}))
-            rows.append((f"{net}peak RSS, train fp32", "MiB", False,
+            rows.append((f"{net(mode)}peak RSS, train fp32", "MiB", False,
                          {r: median(r, mode, "peak_rss_mib") for r in runners}))
     return rows
 
@@ -235,7 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"CPU: {cpu_name()}", flush=True)
     results: dict = {}
     work = tempfile.mkdtemp(prefix="peers_benchmark_")
-    small_config = small_config_for_odapi(work) if SMALL_MODES & set(modes) else None
+    small_config = (small_config_for_odapi(work)
+                    if SMALL_MODES & set(modes) and SMALL_PEERS & set(peers) else None)
     for round_index in range(args.rounds):
         for mode in modes:
             kind, batch, dtype = MODES[mode]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+
 import pytest
 
 from object_detection.utils.malloc import GLIBC_SETTINGS
